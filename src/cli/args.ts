@@ -1,0 +1,95 @@
+import { parseArgs } from 'node:util';
+import { parseListen } from '../config/load.js';
+import { LOG_LEVELS } from '../log.js';
+
+/** A mistake in how the command was called: exit status 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const COMMANDS = ['start', 'check', 'init'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export interface CliArgs {
+  command: Command;
+  positionals: string[];
+  config: string;
+  listen?: string;
+  logLevel?: string;
+  pretty?: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+export function parseCli(argv: string[]): CliArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        listen: { type: 'string' },
+        'log-level': { type: 'string' },
+        pretty: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
+  }
+  const { values, positionals } = parsed;
+  const first = positionals[0];
+  let command: Command = 'start';
+  let rest = positionals;
+  if (first !== undefined) {
+    if (!(COMMANDS as readonly string[]).includes(first)) throw new UsageError(`unknown command "${first}"`);
+    command = first as Command;
+    rest = positionals.slice(1);
+  }
+  if (values.pretty && values.json) throw new UsageError('--pretty and --json exclude each other');
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (values.listen !== undefined) {
+    const listen = parseListen(values.listen);
+    if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
+  }
+  const maxPositionals = command === 'init' ? 1 : 0;
+  if (rest.length > maxPositionals) throw new UsageError(`unexpected argument "${rest[maxPositionals]}"`);
+  return {
+    command,
+    positionals: rest,
+    config: values.config ?? 'nano.toml',
+    ...(values.listen !== undefined ? { listen: values.listen } : {}),
+    ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
+    ...(values.pretty ? { pretty: true } : values.json ? { pretty: false } : {}),
+    help: values.help ?? false,
+    version: values.version ?? false,
+  };
+}
+
+export const HELP = `nano-gateway: one port, many Node.js apps, routed by Host.
+
+Usage:
+  nano-gateway [start] [-c FILE] [--listen ADDR] [--log-level L] [--pretty|--json]
+                            run the gateway in the foreground (default: ./nano.toml)
+  nano-gateway check [-c FILE]
+                            validate the config; print apps and hosts
+  nano-gateway init [DIR]   write a starter nano.toml and apps/hello/server.js
+
+Options:
+  -c, --config FILE   config file (default: nano.toml)
+  --listen ADDR       listen address, overrides [gateway] listen ("host:port", ":port", port)
+  --log-level L       fatal, error, warn, info (default), debug, trace, silent
+  --pretty            human-readable logs (default when stdout is a terminal)
+  --json              JSON log lines (default otherwise)
+  -h, --help          this text
+  -v, --version       the version
+
+Exit status: 0 success, 1 failure, 2 usage error.
+`;

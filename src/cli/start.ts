@@ -1,0 +1,74 @@
+import { ConfigError } from '../config/errors.js';
+import { loadConfig, parseListen } from '../config/load.js';
+import { formatListen, type ListenAddress } from '../config/schema.js';
+import { Gateway } from '../gateway.js';
+import { createLogger } from '../log.js';
+import type { LevelWithSilent } from 'pino';
+import type { CliArgs } from './args.js';
+
+/**
+ * `nano-gateway [start]`: run in the foreground until SIGTERM/SIGINT.
+ * Returns an exit status for failures before start-up; once running, the
+ * process exits from its signal handlers.
+ */
+export async function runStart(args: CliArgs): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(args.config).config;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const listen = args.listen === undefined ? undefined : (parseListen(args.listen) as ListenAddress);
+  const { logger, flush } = createLogger({
+    level: (args.logLevel ?? 'info') as LevelWithSilent,
+    pretty: args.pretty ?? Boolean(process.stdout.isTTY),
+  });
+  const gateway = new Gateway({ config, logger, ...(listen ? { listen } : {}) });
+
+  try {
+    await gateway.start();
+  } catch (err) {
+    const where = formatListen(listen ?? config.gateway.listen);
+    const reason = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message;
+    process.stderr.write(`nano-gateway: cannot listen on ${where}: ${reason}\n`);
+    gateway.killChildren();
+    flush();
+    return 1;
+  }
+
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'second signal: stopping children now');
+      gateway.killChildren();
+      flush();
+      process.exit(1);
+    }
+    logger.info({ signal }, 'received signal');
+    gateway.stop().then(
+      () => {
+        flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  process.on('uncaughtException', (err) => {
+    // A bug, not bad input: log it where the operator will look, then exit.
+    // Children see their IPC channel close and stop themselves.
+    logger.fatal({ err }, 'uncaught exception');
+    flush();
+    process.exit(1);
+  });
+  return -1;
+}

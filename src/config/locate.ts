@@ -1,0 +1,251 @@
+/**
+ * Finds where keys and tables sit in a TOML document.
+ *
+ * The TOML parser reports positions only for syntax errors, but the contract
+ * wants every config error to name the line of the key it is about, and the
+ * admin API (issue 5) edits app tables in place. Both need a map from a
+ * dotted key path to its line, and the line span of each table. This scanner
+ * runs only on text the real parser has accepted, so it follows TOML's
+ * lexical structure (strings, comments, arrays, inline tables) without
+ * re-validating it.
+ */
+
+export interface TableSpan {
+  /** Dotted path of the table header, e.g. `apps.blog`. */
+  path: string;
+  /** 1-based line of the header. */
+  headerLine: number;
+  /** 1-based line of the last line that belongs to the table (before the next header). */
+  endLine: number;
+  /** True for `[[array.of.tables]]`. */
+  isArray: boolean;
+}
+
+export interface KeyLocations {
+  /** Dotted key path → 1-based line where the key (or table header) is written. */
+  lines: Map<string, number>;
+  /** Every table header in file order. */
+  tables: TableSpan[];
+}
+
+export function joinKeyPath(parts: readonly string[]): string {
+  return parts.join('.');
+}
+
+class Scanner {
+  pos = 0;
+  line = 1;
+  constructor(readonly text: string) {}
+
+  peek(offset = 0): string {
+    return this.text[this.pos + offset] ?? '';
+  }
+
+  atEnd(): boolean {
+    return this.pos >= this.text.length;
+  }
+
+  advance(): string {
+    const ch = this.text[this.pos++] ?? '';
+    if (ch === '\n') this.line++;
+    return ch;
+  }
+
+  startsWith(s: string): boolean {
+    return this.text.startsWith(s, this.pos);
+  }
+
+  skipSpaces(): void {
+    while (this.peek() === ' ' || this.peek() === '\t') this.pos++;
+  }
+
+  /** Skips spaces, newlines and comments (inside arrays and multi-line inline tables). */
+  skipBlank(): void {
+    for (;;) {
+      const ch = this.peek();
+      if (ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n') this.advance();
+      else if (ch === '#') this.skipComment();
+      else return;
+    }
+  }
+
+  skipComment(): void {
+    while (!this.atEnd() && this.peek() !== '\n') this.pos++;
+  }
+
+  skipToLineEnd(): void {
+    while (!this.atEnd() && this.peek() !== '\n') this.pos++;
+  }
+
+  readString(): string {
+    if (this.startsWith('"""')) return this.readDelimited('"""', true);
+    if (this.startsWith("'''")) return this.readDelimited("'''", false);
+    if (this.peek() === '"') return this.readDelimited('"', true);
+    return this.readDelimited("'", false);
+  }
+
+  private readDelimited(quote: string, escapes: boolean): string {
+    this.pos += quote.length;
+    let out = '';
+    while (!this.atEnd()) {
+      if (this.startsWith(quote)) {
+        this.pos += quote.length;
+        // A multi-line string may end with up to two extra quote characters.
+        if (quote.length === 3) {
+          while (this.peek() === quote[0]) out += this.advance();
+        }
+        return out;
+      }
+      const ch = this.advance();
+      if (escapes && ch === '\\') {
+        const next = this.advance();
+        out += next === 'n' ? '\n' : next === 't' ? '\t' : next;
+      } else {
+        out += ch;
+      }
+    }
+    return out;
+  }
+
+  /** Reads a key: bare or quoted parts joined by dots. */
+  readKey(): string[] {
+    const parts: string[] = [];
+    for (;;) {
+      this.skipSpaces();
+      const ch = this.peek();
+      if (ch === '"' || ch === "'") {
+        parts.push(this.readString());
+      } else {
+        let bare = '';
+        while (/[A-Za-z0-9_-]/.test(this.peek())) bare += this.text[this.pos++];
+        parts.push(bare);
+      }
+      this.skipSpaces();
+      if (this.peek() === '.') {
+        this.pos++;
+        continue;
+      }
+      return parts;
+    }
+  }
+}
+
+/**
+ * Returns the line of every key and table header. Keys inside inline tables
+ * are recorded under their full path (`apps.a.env.GREETING`).
+ */
+export function locateKeys(text: string): KeyLocations {
+  const s = new Scanner(text);
+  const lines = new Map<string, number>();
+  const tables: TableSpan[] = [];
+  let prefix: string[] = [];
+  const arrayCounts = new Map<string, number>();
+
+  const record = (parts: string[], line: number): void => {
+    const key = joinKeyPath(parts);
+    if (!lines.has(key)) lines.set(key, line);
+  };
+
+  const readValue = (path: string[]): void => {
+    s.skipSpaces();
+    const ch = s.peek();
+    if (ch === '"' || ch === "'") {
+      s.readString();
+    } else if (ch === '[') {
+      s.advance();
+      for (;;) {
+        s.skipBlank();
+        if (s.peek() === ']' || s.atEnd()) {
+          s.advance();
+          return;
+        }
+        readValue(path);
+        s.skipBlank();
+        if (s.peek() === ',') s.advance();
+      }
+    } else if (ch === '{') {
+      s.advance();
+      for (;;) {
+        s.skipBlank();
+        if (s.peek() === '}' || s.atEnd()) {
+          s.advance();
+          return;
+        }
+        const line = s.line;
+        const key = s.readKey();
+        const full = [...path, ...key];
+        for (let i = path.length + 1; i <= full.length; i++) record(full.slice(0, i), line);
+        s.skipSpaces();
+        if (s.peek() === '=') s.advance();
+        readValue(full);
+        s.skipBlank();
+        if (s.peek() === ',') s.advance();
+      }
+    } else {
+      // Scalars: numbers, booleans, dates. They end at a delimiter.
+      while (!s.atEnd() && !/[,\]}\n#]/.test(s.peek())) s.advance();
+    }
+  };
+
+  const closeLastTable = (endLine: number): void => {
+    const last = tables[tables.length - 1];
+    if (last && last.endLine === 0) last.endLine = endLine;
+  };
+
+  while (!s.atEnd()) {
+    s.skipSpaces();
+    const ch = s.peek();
+    if (ch === '\n' || ch === '\r') {
+      s.advance();
+      continue;
+    }
+    if (ch === '#') {
+      s.skipComment();
+      continue;
+    }
+    if (ch === '[') {
+      const line = s.line;
+      const isArray = s.peek(1) === '[';
+      s.pos += isArray ? 2 : 1;
+      const parts = s.readKey();
+      s.pos += isArray ? 2 : 1;
+      closeLastTable(line - 1);
+      let path = joinKeyPath(parts);
+      if (isArray) {
+        const n = arrayCounts.get(path) ?? 0;
+        arrayCounts.set(path, n + 1);
+        record(parts, line);
+        path = `${path}[${n}]`;
+        prefix = [...parts.slice(0, -1), `${parts[parts.length - 1] ?? ''}[${n}]`];
+      } else {
+        prefix = parts;
+      }
+      for (let i = 1; i <= parts.length; i++) record(parts.slice(0, i), line);
+      tables.push({ path, headerLine: line, endLine: 0, isArray });
+      s.skipToLineEnd();
+      continue;
+    }
+    const line = s.line;
+    const key = s.readKey();
+    const full = [...prefix, ...key];
+    for (let i = prefix.length + 1; i <= full.length; i++) record(full.slice(0, i), line);
+    s.skipSpaces();
+    if (s.peek() === '=') s.advance();
+    readValue(full);
+    s.skipToLineEnd();
+  }
+  closeLastTable(s.line);
+  return { lines, tables };
+}
+
+/**
+ * The line to blame for a key: the key itself, else its nearest written
+ * ancestor (a missing `hosts` is blamed on the `[apps.blog]` header).
+ */
+export function lineOf(locations: KeyLocations, path: readonly string[]): number | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const line = locations.lines.get(joinKeyPath(path.slice(0, n)));
+    if (line !== undefined) return line;
+  }
+  return undefined;
+}

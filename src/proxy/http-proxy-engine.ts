@@ -1,0 +1,209 @@
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+import { answerOnSocket } from './answers.js';
+import { classifyUpstreamError, type EngineHooks, type ProxyEngine } from './engine.js';
+import { hasNoBody, type ProxyRequest } from './request.js';
+import type { Upstream } from './upstream.js';
+
+const kRequest = Symbol('nano.request');
+
+interface RequestWithContext extends IncomingMessage {
+  [kRequest]?: ProxyRequest;
+}
+
+/** Per-attempt state of this engine, kept on ProxyRequest.engineState. */
+interface AttemptState {
+  outgoing: ClientRequest | null;
+  timer: NodeJS.Timeout | null;
+  timedOut: boolean;
+  /** The body goes through this gate, opened only once the child's socket is connected. */
+  gate: PassThrough | null;
+  bodyConsumed: boolean;
+}
+
+interface UpstreamPool {
+  agent: http.Agent;
+  target: URL;
+}
+
+/** Idle pooled sockets live at most this long, or less when the child announces `Keep-Alive: timeout=N`. */
+const IDLE_SOCKET_MS = 30_000;
+
+/**
+ * http-proxy-3 as the HTTP engine, with one keep-alive agent per child.
+ *
+ * The agent's `timeout` makes Node honour a child's `Keep-Alive: timeout=N`
+ * (it drops idle sockets a second before the child would), so a request is
+ * not sent on a connection the child has already closed. A request body is
+ * held back until the connection to the child is up, so a refused
+ * connection leaves the body unread and the request can move to another
+ * child intact.
+ */
+export class HttpProxyEngine implements ProxyEngine {
+  readonly name = 'http-proxy-3';
+  private readonly proxy = createProxyServer({ xfwd: false, ws: true });
+
+  constructor(private readonly hooks: EngineHooks) {
+    this.proxy.on('proxyReq', (outgoing: ClientRequest, req: RequestWithContext, _res: unknown, _opts: unknown, socket: Socket) =>
+      this.onOutgoing(outgoing, req, socket),
+    );
+    this.proxy.on('proxyReqWs', (outgoing: ClientRequest, req: RequestWithContext) => this.onOutgoingUpgrade(outgoing, req));
+    this.proxy.on('proxyRes', (upstreamRes: IncomingMessage, req: RequestWithContext, res: ServerResponse) =>
+      this.onResponse(upstreamRes, req, res),
+    );
+    // Errors reach the per-call callback; this keeps a stray one from becoming an uncaught 'error'.
+    this.proxy.on('error', () => {});
+  }
+
+  forward(request: ProxyRequest, timeoutMs: number): void {
+    const req = request.req as RequestWithContext;
+    const res = request.res as ServerResponse;
+    req[kRequest] = request;
+    const state: AttemptState = {
+      outgoing: null,
+      timer: setTimeout(onAttemptTimeout, timeoutMs, request),
+      timedOut: false,
+      gate: hasNoBody(req) ? null : new PassThrough(),
+      bodyConsumed: false,
+    };
+    request.engineState = state;
+    const pool = this.pool(request.upstream as Upstream);
+    // The gateway already answered `Expect: 100-continue` to the client; the child need not.
+    if (req.headers.expect !== undefined) delete req.headers.expect;
+    this.proxy.web(
+      req,
+      res,
+      { target: pool.target, agent: pool.agent, buffer: state.gate ?? undefined },
+      this.onError as never,
+    );
+  }
+
+  upgrade(request: ProxyRequest, timeoutMs: number): void {
+    const req = request.req as RequestWithContext;
+    req[kRequest] = request;
+    const state: AttemptState = {
+      outgoing: null,
+      timer: setTimeout(onAttemptTimeout, timeoutMs, request),
+      timedOut: false,
+      gate: null,
+      bodyConsumed: false,
+    };
+    request.engineState = state;
+    const target = this.pool(request.upstream as Upstream).target;
+    this.proxy.ws(req, request.socket as Socket, request.head ?? undefined, { target }, this.onWsError as never);
+  }
+
+  closeUpstream(upstream: Upstream): void {
+    const pool = upstream.pool as UpstreamPool | null;
+    if (pool) pool.agent.destroy();
+    upstream.pool = null;
+  }
+
+  close(): void {
+    this.proxy.removeAllListeners();
+  }
+
+  private pool(upstream: Upstream): UpstreamPool {
+    let pool = upstream.pool as UpstreamPool | null;
+    if (!pool) {
+      pool = {
+        agent: new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets: 256, scheduling: 'lifo' }),
+        target: new URL(upstream.origin),
+      };
+      upstream.pool = pool;
+    }
+    return pool;
+  }
+
+  private onOutgoing(outgoing: ClientRequest, req: RequestWithContext, socket: Socket): void {
+    const request = req[kRequest];
+    if (!request) return;
+    const state = request.engineState as AttemptState;
+    state.outgoing = outgoing;
+    if (state.timedOut) {
+      outgoing.destroy();
+      return;
+    }
+    const gate = state.gate;
+    if (gate) {
+      const open = (): void => {
+        state.bodyConsumed = true;
+        req.pipe(gate);
+      };
+      if (socket.connecting) socket.once('connect', open);
+      else open();
+    }
+  }
+
+  private onOutgoingUpgrade(outgoing: ClientRequest, req: RequestWithContext): void {
+    const request = req[kRequest];
+    if (!request) return;
+    const state = request.engineState as AttemptState;
+    state.outgoing = outgoing;
+    const started = (): void => {
+      clearAttemptTimer(state);
+      this.hooks.onResponseStart(request);
+    };
+    // Either the child switches protocols or it answers plain HTTP, which http-proxy-3 relays.
+    outgoing.once('upgrade', started);
+    outgoing.once('response', started);
+  }
+
+  private onResponse(upstreamRes: IncomingMessage, req: RequestWithContext, res: ServerResponse): void {
+    const request = req[kRequest];
+    if (!request) return;
+    clearAttemptTimer(request.engineState as AttemptState);
+    // The child's Connection and Keep-Alive are about its connection to the
+    // gateway; the client's connection follows the gateway's own decision
+    // (false while shutting down, or when the client asked to close).
+    delete upstreamRes.headers['keep-alive'];
+    if (res.req.httpVersionMinor === 1) upstreamRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
+    else delete upstreamRes.headers.connection;
+    this.hooks.onResponseStart(request);
+  }
+
+  private readonly onError = (error: NodeJS.ErrnoException, req: RequestWithContext): void => {
+    const request = req[kRequest];
+    if (!request) return;
+    const state = request.engineState as AttemptState;
+    clearAttemptTimer(state);
+    if (request.closed) return;
+    this.hooks.onFailure(request, {
+      kind: state.timedOut ? 'timeout' : classifyUpstreamError(error),
+      bodyConsumed: state.bodyConsumed || req.readableDidRead,
+      error,
+    });
+  };
+
+  private readonly onWsError = (error: NodeJS.ErrnoException, req: RequestWithContext, socket: Socket): void => {
+    const request = req[kRequest];
+    if (!request) {
+      answerOnSocket(socket, 502, 'bad gateway');
+      return;
+    }
+    const state = request.engineState as AttemptState;
+    clearAttemptTimer(state);
+    if (request.responseStarted || request.closed) {
+      socket.destroy();
+      return;
+    }
+    this.hooks.onFailure(request, { kind: state.timedOut ? 'timeout' : classifyUpstreamError(error), bodyConsumed: false, error });
+  };
+}
+
+function clearAttemptTimer(state: AttemptState): void {
+  if (state.timer) {
+    clearTimeout(state.timer);
+    state.timer = null;
+  }
+}
+
+function onAttemptTimeout(request: ProxyRequest): void {
+  const state = request.engineState as AttemptState;
+  state.timer = null;
+  state.timedOut = true;
+  // Destroying the outgoing request makes http-proxy-3 call the error callback, which reports the timeout.
+  if (state.outgoing) state.outgoing.destroy(new Error('upstream timeout'));
+}

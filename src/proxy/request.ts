@@ -1,0 +1,51 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AppTarget } from './target.js';
+import type { Upstream } from './upstream.js';
+
+/**
+ * One client request on its way through the gateway. A single object per
+ * request carries everything the handlers need, so the hot path attaches no
+ * per-request closures.
+ */
+export class ProxyRequest {
+  /** The upstream the request is in flight to (counted in its inFlight), if any. */
+  upstream: Upstream | null = null;
+  /** An upstream that failed this request; a retry prefers another one. */
+  avoid: Upstream | null = null;
+  attempts = 0;
+  /** Response headers from a child have arrived: no retry, no gateway answer. */
+  responseStarted = false;
+  /** The client side has closed (finished or aborted). */
+  closed = false;
+  queueTimer: NodeJS.Timeout | null = null;
+  /** When it first joined a queue, for its timeout. */
+  queuedAt = 0;
+  /** Engine-owned per-request state (the outgoing request, timers). */
+  engineState: unknown = null;
+
+  constructor(
+    readonly req: IncomingMessage,
+    /** For WebSocket upgrades there is no ServerResponse, only the socket. */
+    readonly res: ServerResponse | null,
+    public target: AppTarget,
+    readonly host: string | undefined,
+    readonly startedAt: number,
+    readonly socket: Duplex | null = null,
+    readonly head: Buffer | null = null,
+  ) {}
+
+  get isUpgrade(): boolean {
+    return this.res === null;
+  }
+}
+
+export const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** True when the request announces no body, so nothing of it can be lost by a retry. */
+export function hasNoBody(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) return false;
+  const cl = req.headers['content-length'];
+  return cl === undefined || cl === '0';
+}

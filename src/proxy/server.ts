@@ -1,0 +1,419 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ListenAddress } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { RouteTable, type RouteTableData } from '../routing/table.js';
+import { answer, answerOnSocket } from './answers.js';
+import type { EngineFactory, EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
+import { clientAddress, setForwardedHeaders, stripHopByHopRequestHeaders, TrustedProxies } from './forwarded.js';
+import { HttpProxyEngine } from './http-proxy-engine.js';
+import { IDEMPOTENT_METHODS, ProxyRequest } from './request.js';
+import { AppStats, AppTarget } from './target.js';
+import { UpstreamRegistry } from './upstream.js';
+
+export interface ProxySettings {
+  upstreamTimeoutMs: number;
+  queueTimeoutMs: number;
+  trustedProxies: readonly string[];
+}
+
+export interface ProxyServerOptions {
+  logger: Logger;
+  settings: ProxySettings;
+  /** Defaults to http-proxy-3. */
+  engine?: EngineFactory;
+  /** One log line per request; default true. */
+  accessLog?: boolean;
+}
+
+/** A request is tried on at most this many children before the gateway answers for it. */
+const MAX_ATTEMPTS = 3;
+/** Requests waiting for one app beyond this get 503 at once, so a dead app cannot eat memory. */
+const MAX_QUEUED_PER_APP = 10_000;
+/** Seconds a client is told to wait when an app is not ready. */
+const RETRY_AFTER_SECONDS = '2';
+
+const kRequest = Symbol('nano.proxyRequest');
+
+type TaggedResponse = ServerResponse & { [kRequest]?: ProxyRequest };
+type TaggedSocket = Duplex & { [kRequest]?: ProxyRequest };
+
+const EMPTY_TABLE: RouteTableData = { version: 0, apps: [], defaultApp: null };
+
+/**
+ * The public listener: routes each request by Host on the current route
+ * table, queues requests for apps that have no ready child, retries what is
+ * safe to retry, and maps failures to the gateway's own answers (SPEC §4, §7).
+ */
+export class ProxyServer implements EngineHooks {
+  readonly server: http.Server;
+  private table: RouteTable<AppTarget>;
+  private readonly upstreams = new UpstreamRegistry();
+  private readonly stats = new Map<string, AppStats>();
+  private readonly queues = new Map<string, ProxyRequest[]>();
+  private readonly engine: ProxyEngine;
+  private readonly log: Logger;
+  private readonly access: Logger | null;
+  private settings: ProxySettings;
+  private trusted: TrustedProxies;
+  private closing = false;
+  /** Client requests (and open WebSockets) not yet finished. */
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly onClientClose: (this: TaggedResponse) => void;
+  private readonly onSocketClose: (this: TaggedSocket) => void;
+
+  constructor(options: ProxyServerOptions) {
+    this.log = options.logger;
+    this.access = options.accessLog === false ? null : options.logger.child({ kind: 'access' });
+    this.settings = options.settings;
+    this.trusted = new TrustedProxies(options.settings.trustedProxies);
+    this.engine = (options.engine ?? ((hooks) => new HttpProxyEngine(hooks)))(this);
+    this.table = this.compile(EMPTY_TABLE);
+
+    // Created once and bound through `this`, so that no closure is made per request.
+    const proxy = this;
+    this.onClientClose = function (this: TaggedResponse) {
+      const request = this[kRequest];
+      if (request) proxy.finish(request, this.headersSent ? this.statusCode : 499);
+    };
+    this.onSocketClose = function (this: TaggedSocket) {
+      const request = this[kRequest];
+      if (request) proxy.finish(request, request.responseStarted ? 101 : 499);
+    };
+
+    this.server = http.createServer(
+      {
+        // The gateway answers a missing Host itself, with a body that says why (RFC 9112 §3.2).
+        requireHostHeader: false,
+        maxHeaderSize: 16 * 1024,
+        // Slowloris: a client gets this long to send its headers, checked every 2 s.
+        headersTimeout: 20_000,
+        requestTimeout: 300_000,
+        connectionsCheckingInterval: 2_000,
+      },
+      (req, res) => this.onRequest(req, res),
+    );
+    this.server.keepAliveTimeout = 5_000;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+  }
+
+  get engineName(): string {
+    return this.engine.name;
+  }
+
+  configure(settings: ProxySettings): void {
+    this.settings = settings;
+    this.trusted = new TrustedProxies(settings.trustedProxies);
+  }
+
+  /** Swaps in a new route table in one assignment, then lets queued requests try again. */
+  publish(data: RouteTableData): void {
+    this.table = this.compile(data);
+    this.flushQueues();
+  }
+
+  currentTable(): RouteTableData {
+    return this.table.data;
+  }
+
+  statsFor(app: string): AppStats {
+    let stats = this.stats.get(app);
+    if (!stats) {
+      stats = new AppStats();
+      this.stats.set(app, stats);
+    }
+    return stats;
+  }
+
+  listen(address: ListenAddress): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(address.port, address.host, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Waits until no request is in flight to a child (or the timeout), then
+   * closes the pooled connections to it. The child must already be out of
+   * the route table.
+   */
+  async drainUpstream(id: string, timeoutMs: number): Promise<void> {
+    const upstream = this.upstreams.get(id);
+    if (!upstream) return;
+    const idle = await upstream.whenIdle(timeoutMs);
+    if (!idle) this.log.warn({ upstream: id, in_flight: upstream.inFlight }, 'drain timeout: stopping with requests in flight');
+    this.engine.closeUpstream(upstream);
+    this.upstreams.forget(id);
+  }
+
+  /**
+   * Graceful stop: refuse new connections, let in-flight requests finish
+   * (up to `timeoutMs`), then cut what is left.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    this.server.close();
+    this.server.closeIdleConnections();
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    this.server.closeAllConnections();
+    for (const upstream of this.upstreams.all()) this.engine.closeUpstream(upstream);
+    this.engine.close();
+  }
+
+  // ---- per request -------------------------------------------------------
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const host = req.headers.host;
+    const problem = hostProblem(req);
+    if (problem !== null) {
+      answer(res, 400, `bad request: ${problem}`);
+      return;
+    }
+    const target = this.table.lookup(host);
+    if (target === undefined) {
+      answer(res, 404, `no app for host "${host ?? ''}"`);
+      return;
+    }
+    if (this.closing) res.shouldKeepAlive = false;
+    const request = new ProxyRequest(req, res, target, host, performance.now());
+    (res as TaggedResponse)[kRequest] = request;
+    res.once('close', this.onClientClose);
+    this.active++;
+    stripHopByHopRequestHeaders(req.headers);
+    const client = clientAddress(req.socket.remoteAddress);
+    setForwardedHeaders(req.headers, client, host, this.trusted.trusts(client));
+    this.dispatch(request);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', noop);
+    const host = req.headers.host;
+    const problem = hostProblem(req);
+    if (problem !== null) {
+      answerOnSocket(socket, 400, `bad request: ${problem}`);
+      return;
+    }
+    const target = this.table.lookup(host);
+    if (target === undefined) {
+      answerOnSocket(socket, 404, `no app for host "${host ?? ''}"`);
+      return;
+    }
+    const request = new ProxyRequest(req, null, target, host, performance.now(), socket, head);
+    (socket as TaggedSocket)[kRequest] = request;
+    socket.once('close', this.onSocketClose);
+    this.active++;
+    const client = clientAddress(req.socket.remoteAddress);
+    setForwardedHeaders(req.headers, client, host, this.trusted.trusts(client));
+    this.dispatch(request);
+  }
+
+  private dispatch(request: ProxyRequest): void {
+    const upstream = request.target.pick(request.avoid);
+    if (upstream === undefined) {
+      this.enqueue(request);
+      return;
+    }
+    if (request.queueTimer) {
+      clearTimeout(request.queueTimer);
+      request.queueTimer = null;
+    }
+    request.upstream = upstream;
+    upstream.acquire();
+    request.attempts++;
+    if (request.isUpgrade) this.engine.upgrade(request, this.settings.upstreamTimeoutMs);
+    else this.engine.forward(request, this.settings.upstreamTimeoutMs);
+  }
+
+  onResponseStart(request: ProxyRequest): void {
+    request.responseStarted = true;
+  }
+
+  onFailure(request: ProxyRequest, failure: UpstreamFailure): void {
+    const failed = request.upstream;
+    this.releaseUpstream(request);
+    if (request.closed || request.responseStarted) return;
+    const retryable =
+      request.attempts < MAX_ATTEMPTS &&
+      !failure.bodyConsumed &&
+      (failure.kind === 'refused' || (failure.kind === 'reset' && IDEMPOTENT_METHODS.has(request.req.method ?? '')));
+    if (retryable) {
+      this.log.debug({ app: request.target.name, upstream: failed?.id, kind: failure.kind }, 'retrying on another child');
+      request.avoid = failed;
+      this.dispatch(request);
+      return;
+    }
+    const app = request.target.name;
+    this.log.warn(
+      { app, upstream: failed?.id, kind: failure.kind, err: failure.error.message, method: request.req.method, path: request.req.url },
+      'upstream request failed',
+    );
+    const [status, message] =
+      failure.kind === 'timeout'
+        ? [504, `gateway timeout: app "${app}" sent no response within ${this.settings.upstreamTimeoutMs} ms`]
+        : failure.kind === 'protocol'
+          ? [502, `bad gateway: app "${app}" sent an invalid response`]
+          : [502, `bad gateway: app "${app}" refused or reset the connection`];
+    this.reply(request, status, message);
+  }
+
+  private reply(request: ProxyRequest, status: number, message: string, headers?: Record<string, string>): void {
+    if (request.res) answer(request.res, status, message, headers);
+    else if (request.socket) answerOnSocket(request.socket, status, message);
+  }
+
+  private enqueue(request: ProxyRequest): void {
+    const name = request.target.name;
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = [];
+      this.queues.set(name, queue);
+    }
+    if (!request.queueTimer) {
+      const wait = this.settings.queueTimeoutMs;
+      if (wait === 0 || queue.length >= MAX_QUEUED_PER_APP) {
+        this.notReady(request);
+        return;
+      }
+      request.queuedAt = performance.now();
+      request.queueTimer = setTimeout(onQueueTimeout, wait, this, request);
+    }
+    queue.push(request);
+  }
+
+  /** @internal Called by the queue timer. */
+  queueTimedOut(request: ProxyRequest): void {
+    request.queueTimer = null;
+    this.unqueue(request);
+    if (!request.closed) this.notReady(request);
+  }
+
+  private notReady(request: ProxyRequest): void {
+    this.reply(request, 503, `service unavailable: app "${request.target.name}" has no ready instance`, {
+      'retry-after': RETRY_AFTER_SECONDS,
+    });
+  }
+
+  private unqueue(request: ProxyRequest): void {
+    const queue = this.queues.get(request.target.name);
+    if (!queue) return;
+    const i = queue.indexOf(request);
+    if (i !== -1) queue.splice(i, 1);
+  }
+
+  /** After a table swap, queued requests look up their app again: it may be ready now, or gone. */
+  private flushQueues(): void {
+    for (const [name, queue] of this.queues) {
+      if (queue.length === 0) continue;
+      this.queues.set(name, []);
+      for (const request of queue) {
+        if (request.closed) continue;
+        const target = this.table.get(name) ?? this.table.lookup(request.host);
+        if (target === undefined) {
+          if (request.queueTimer) clearTimeout(request.queueTimer);
+          request.queueTimer = null;
+          this.reply(request, 404, `no app for host "${request.host ?? ''}"`);
+          continue;
+        }
+        request.target = target;
+        // A new table is new information: the child that failed may be back.
+        request.avoid = null;
+        this.dispatch(request);
+      }
+    }
+  }
+
+  private releaseUpstream(request: ProxyRequest): void {
+    const upstream = request.upstream;
+    if (upstream) {
+      request.upstream = null;
+      upstream.release();
+    }
+  }
+
+  private finish(request: ProxyRequest, status: number): void {
+    if (request.closed) return;
+    request.closed = true;
+    if (request.queueTimer) {
+      clearTimeout(request.queueTimer);
+      request.queueTimer = null;
+      this.unqueue(request);
+    }
+    this.releaseUpstream(request);
+    const stats = request.target.stats;
+    stats.requests++;
+    const cls = (status / 100) | 0;
+    if (cls >= 1 && cls <= 5) stats.statusClasses[cls] = (stats.statusClasses[cls] ?? 0) + 1;
+    if (this.access) {
+      const req = request.req;
+      this.access.info({
+        app: request.target.name,
+        method: req.method,
+        host: request.host,
+        path: req.url,
+        status,
+        duration_ms: Math.round((performance.now() - request.startedAt) * 100) / 100,
+      });
+    }
+    if (--this.active === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (code === 'HPE_HEADER_OVERFLOW') answerOnSocket(socket, 431, 'request header fields too large');
+    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') answerOnSocket(socket, 408, 'request timeout');
+    else answerOnSocket(socket, 400, `bad request: ${err.message.replace(/^Parse Error: /, '')}`);
+    this.log.debug({ code, err: err.message }, 'malformed request');
+  }
+
+  private compile(data: RouteTableData): RouteTable<AppTarget> {
+    return new RouteTable(
+      data,
+      (app) => new AppTarget(app.name, app.upstreams.map((u) => this.upstreams.resolve(u)), this.statsFor(app.name)),
+    );
+  }
+}
+
+function onQueueTimeout(proxy: ProxyServer, request: ProxyRequest): void {
+  proxy.queueTimedOut(request);
+}
+
+function noop(): void {}
+
+/**
+ * RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host header. Node
+ * keeps only the first of several, so the raw headers are counted.
+ */
+function hostProblem(req: IncomingMessage): string | null {
+  const raw = req.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) count++;
+  }
+  if (count > 1) return 'more than one Host header';
+  if (count === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) return 'HTTP/1.1 request without a Host header';
+  return null;
+}

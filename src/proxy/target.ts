@@ -1,0 +1,42 @@
+import type { Upstream } from './upstream.js';
+
+/** Per-app counters that outlive route tables (they are keyed by app name). */
+export class AppStats {
+  requests = 0;
+  /** Responses by status class: index 1 → 1xx … 5 → 5xx. */
+  readonly statusClasses = [0, 0, 0, 0, 0, 0];
+}
+
+/** An app as one route table sees it: its ready upstreams and a balancing cursor. */
+export class AppTarget {
+  private cursor = 0;
+
+  constructor(
+    readonly name: string,
+    readonly upstreams: readonly Upstream[],
+    readonly stats: AppStats,
+  ) {}
+
+  /**
+   * The upstream with the fewest requests in flight, scanning from a
+   * rotating start so that ties are spread round-robin. `avoid` is skipped
+   * when another upstream exists (a retry should move elsewhere).
+   */
+  pick(avoid: Upstream | null = null): Upstream | undefined {
+    const list = this.upstreams;
+    const n = list.length;
+    if (n === 1) {
+      const only = list[0];
+      return only === avoid ? undefined : only;
+    }
+    if (n === 0) return undefined;
+    const start = this.cursor++ % n;
+    let best: Upstream | undefined;
+    for (let i = 0; i < n; i++) {
+      const candidate = list[(start + i) % n];
+      if (candidate === undefined || candidate === avoid) continue;
+      if (best === undefined || candidate.inFlight < best.inFlight) best = candidate;
+    }
+    return best;
+  }
+}

@@ -1,0 +1,331 @@
+import type { AppConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { UpstreamAddress } from '../routing/table.js';
+import { RestartBackoff } from './backoff.js';
+import { AppChild, describeExit, type ChildExit } from './child.js';
+import type { PortAllocator } from './ports.js';
+import { waitUntilReady } from './readiness.js';
+
+export type AppState = 'starting' | 'ready' | 'restarting' | 'failed';
+
+/** What a supervisor needs from the gateway around it. */
+export interface SupervisorContext {
+  logger: Logger;
+  ports: PortAllocator;
+  /** The set of children that may take requests changed: publish a new route table. */
+  onServingChange(app: AppSupervisor): void;
+  /**
+   * Resolves once no request is in flight to this upstream, or after
+   * `timeoutMs`; afterwards its pooled connections are closed.
+   */
+  drainUpstream(id: string, timeoutMs: number): Promise<void>;
+  /** The gateway's current drain_timeout_ms (it can change on reload). */
+  drainTimeoutMs(): number;
+}
+
+/** A start of an app's children that did not become ready. */
+export class AppStartError extends Error {
+  override readonly name = 'AppStartError';
+  constructor(
+    readonly app: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface InstanceInfo {
+  id: string;
+  slot: number;
+  pid: number | null;
+  port: number;
+  state: string;
+  startedAt: number;
+  restarts: number;
+  generation: number;
+}
+
+/** One of an app's `instances` positions; it outlives the children it restarts. */
+class InstanceSlot {
+  child: AppChild | null = null;
+  restarts = 0;
+  readonly backoff = new RestartBackoff();
+  restartTimer: NodeJS.Timeout | null = null;
+  /** The latest start never became ready (SPEC §6 `failed`). Cleared when a start succeeds. */
+  lastStartFailed = false;
+  /** A ready child crashed and is being restarted (SPEC §6 `restarting`). */
+  crashed = false;
+  constructor(readonly index: number) {}
+}
+
+/** The children started from one version of an app's config. */
+export class Generation {
+  readonly slots: InstanceSlot[];
+  /** Only the serving generation restarts crashed children and is in the route table. */
+  serving = false;
+  retired = false;
+
+  constructor(
+    readonly id: number,
+    readonly config: AppConfig,
+  ) {
+    this.slots = Array.from({ length: config.instances }, (_, i) => new InstanceSlot(i));
+  }
+
+  liveChildren(): AppChild[] {
+    const out: AppChild[] = [];
+    for (const slot of this.slots) if (slot.child?.alive) out.push(slot.child);
+    return out;
+  }
+}
+
+let childSequence = 0;
+
+/**
+ * Supervises one app: starts its children, watches readiness, restarts
+ * crashes with backoff, and (for reloads) starts a new generation beside the
+ * serving one, promotes it, and drains the old.
+ */
+export class AppSupervisor {
+  readonly name: string;
+  /** The serving generation's config. */
+  config: AppConfig;
+  current: Generation | null = null;
+  lastError: string | null = null;
+  private generationCount = 0;
+  private stopped = false;
+  private readonly log: Logger;
+
+  constructor(
+    config: AppConfig,
+    private readonly ctx: SupervisorContext,
+  ) {
+    this.name = config.name;
+    this.config = config;
+    this.log = ctx.logger.child({ app: config.name });
+  }
+
+  /**
+   * Start-up: the first generation serves at once. Each child joins the
+   * route table as soon as it is ready; until one is, requests queue.
+   */
+  start(): void {
+    const gen = new Generation(++this.generationCount, this.config);
+    gen.serving = true;
+    this.current = gen;
+    for (const slot of gen.slots) void this.runSlot(gen, slot);
+  }
+
+  /**
+   * Starts a complete new generation beside the serving one. Resolves when
+   * every child is ready; otherwise stops the ones it started and rejects
+   * with an AppStartError. The caller promotes it.
+   */
+  async prepare(config: AppConfig): Promise<Generation> {
+    const gen = new Generation(++this.generationCount, config);
+    const results = await Promise.allSettled(gen.slots.map((slot) => this.startChild(gen, slot)));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure || this.stopped) {
+      gen.retired = true;
+      await Promise.all(gen.liveChildren().map((child) => child.stop()));
+      const reason = failure ? (failure.reason as Error).message : 'the gateway is stopping';
+      const error = new AppStartError(this.name, reason);
+      this.lastError = reason;
+      throw error;
+    }
+    return gen;
+  }
+
+  /**
+   * Makes a prepared generation the serving one and returns the previous,
+   * which the caller drains with `retire` once the new route table is out.
+   * Synchronous, so a reload can promote many apps and publish once.
+   */
+  promote(gen: Generation): Generation | null {
+    const old = this.current;
+    gen.serving = true;
+    this.current = gen;
+    this.config = gen.config;
+    this.lastError = null;
+    if (old) {
+      old.serving = false;
+      old.retired = true;
+      for (const slot of old.slots) this.cancelRestart(slot);
+    }
+    return old;
+  }
+
+  /** Drains an old generation's children (no new requests reach them), then stops them. */
+  async retire(gen: Generation): Promise<void> {
+    gen.serving = false;
+    gen.retired = true;
+    await Promise.all(
+      gen.slots.map(async (slot) => {
+        this.cancelRestart(slot);
+        const child = slot.child;
+        if (!child?.alive) return;
+        if (child.state === 'ready') {
+          child.state = 'draining';
+          await this.ctx.drainUpstream(child.id, this.ctx.drainTimeoutMs());
+        }
+        const exit = await child.stop();
+        this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
+      }),
+    );
+  }
+
+  /** Stops every child (SIGTERM, then SIGKILL after kill_timeout_ms). With `drain`, in-flight requests finish first. */
+  async stop(options: { drain: boolean }): Promise<void> {
+    this.stopped = true;
+    const gen = this.current;
+    if (!gen) return;
+    if (options.drain) {
+      await this.retire(gen);
+      return;
+    }
+    gen.retired = true;
+    gen.serving = false;
+    await Promise.all(
+      gen.slots.map((slot) => {
+        this.cancelRestart(slot);
+        return slot.child?.alive ? slot.child.stop() : undefined;
+      }),
+    );
+  }
+
+  /** SIGKILL for every child at once: the last resort when the gateway itself is going down hard. */
+  killAll(): void {
+    for (const child of this.current?.liveChildren() ?? []) child.kill();
+  }
+
+  /** Upstreams of the serving generation that may take requests. */
+  servingUpstreams(): UpstreamAddress[] {
+    const out: UpstreamAddress[] = [];
+    const gen = this.current;
+    if (!gen?.serving) return out;
+    for (const slot of gen.slots) {
+      const child = slot.child;
+      if (child?.state === 'ready') out.push({ id: child.id, host: '127.0.0.1', port: child.port });
+    }
+    return out;
+  }
+
+  /** SPEC §6 app state. */
+  state(): AppState {
+    const gen = this.current;
+    if (!gen) return 'starting';
+    if (gen.slots.some((s) => s.child?.state === 'ready')) return 'ready';
+    if (gen.slots.some((s) => s.lastStartFailed)) return 'failed';
+    if (gen.slots.some((s) => s.crashed)) return 'restarting';
+    return 'starting';
+  }
+
+  instances(): InstanceInfo[] {
+    const gen = this.current;
+    if (!gen) return [];
+    return gen.slots.map((slot) => {
+      const child = slot.child;
+      return {
+        id: child?.id ?? '',
+        slot: slot.index,
+        pid: child?.pid ?? null,
+        port: child?.port ?? 0,
+        state: child ? (child.alive ? child.state : slot.restartTimer ? 'restarting' : 'exited') : 'starting',
+        startedAt: child?.startedAt ?? 0,
+        restarts: slot.restarts,
+        generation: gen.id,
+      };
+    });
+  }
+
+  /** Starts one child and waits until it is ready; a failed start is killed and rethrown. */
+  private async startChild(gen: Generation, slot: InstanceSlot): Promise<AppChild> {
+    const port = await this.ctx.ports.allocate();
+    const child = new AppChild({ id: `${this.name}#${++childSequence}`, app: gen.config, port, slot: slot.index, generation: gen.id }, this.ctx.logger);
+    slot.child = child;
+    const exitedEarly = new AbortController();
+    void child.exited.then((exit) => {
+      this.ctx.ports.release(port);
+      exitedEarly.abort(`${describeExit(exit)} before it was ready`);
+      this.onChildExit(gen, slot, child, exit);
+    });
+    this.log.debug({ pid: child.pid, port, generation: gen.id, instance: slot.index }, 'instance starting');
+    try {
+      await waitUntilReady({
+        port,
+        healthPath: gen.config.healthPath,
+        timeoutMs: gen.config.readyTimeoutMs,
+        signal: exitedEarly.signal,
+      });
+    } catch (err) {
+      if (child.alive && child.state === 'starting') {
+        child.state = 'failed';
+        void child.stop();
+      }
+      throw err;
+    }
+    if (!child.alive || child.state !== 'starting') {
+      throw new AppStartError(this.name, child.alive ? 'stopped before it was ready' : 'exited before it was ready');
+    }
+    if (gen.retired || this.stopped) {
+      void child.stop();
+      throw new AppStartError(this.name, 'stopped before it was ready');
+    }
+    child.state = 'ready';
+    this.log.info(
+      { pid: child.pid, port, generation: gen.id, instance: slot.index, ms: Date.now() - child.startedAt },
+      'instance ready',
+    );
+    return child;
+  }
+
+  /** Runs a serving generation's slot: start, and on failure leave the restart to the exit handler. */
+  private async runSlot(gen: Generation, slot: InstanceSlot): Promise<void> {
+    slot.restartTimer = null;
+    if (this.stopped || gen.retired) return;
+    try {
+      await this.startChild(gen, slot);
+      slot.lastStartFailed = false;
+      slot.crashed = false;
+      if (gen.serving) this.ctx.onServingChange(this);
+    } catch (err) {
+      if (this.stopped || gen.retired) return;
+      slot.lastStartFailed = true;
+      this.lastError = `instance ${slot.index}: ${(err as Error).message}`;
+      this.log.error({ instance: slot.index, err: (err as Error).message }, 'instance failed to start');
+      if (!slot.child || slot.child.exitInfo) {
+        // Nothing left to exit (spawn failed or the exit was already handled): schedule here.
+        this.scheduleRestart(gen, slot, 0);
+      }
+    }
+  }
+
+  private onChildExit(gen: Generation, slot: InstanceSlot, child: AppChild, exit: ChildExit): void {
+    const expected = exit.stateAtExit === 'stopping' || exit.stateAtExit === 'draining';
+    if (expected || this.stopped || gen.retired) return;
+    if (exit.stateAtExit === 'ready') {
+      slot.crashed = true;
+      this.lastError = `instance ${slot.index} ${describeExit(exit)} after ${(exit.uptimeMs / 1000).toFixed(1)} s`;
+      this.log.warn({ pid: child.pid, instance: slot.index, code: exit.code, signal: exit.signal }, 'instance exited unexpectedly');
+      if (gen.serving) this.ctx.onServingChange(this);
+    }
+    // A generation being prepared does not restart: its start has failed.
+    if (!gen.serving || slot.child !== child) return;
+    this.scheduleRestart(gen, slot, exit.uptimeMs);
+  }
+
+  private scheduleRestart(gen: Generation, slot: InstanceSlot, uptimeMs: number): void {
+    if (slot.restartTimer || this.stopped || gen.retired) return;
+    const delay = slot.backoff.next(uptimeMs);
+    slot.restarts++;
+    this.log.info({ instance: slot.index, delay_ms: delay, restarts: slot.restarts }, 'restarting instance');
+    slot.restartTimer = setTimeout(() => void this.runSlot(gen, slot), delay);
+  }
+
+  private cancelRestart(slot: InstanceSlot): void {
+    if (slot.restartTimer) {
+      clearTimeout(slot.restartTimer);
+      slot.restartTimer = null;
+    }
+  }
+}

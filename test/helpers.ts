@@ -1,0 +1,327 @@
+/**
+ * Test harness: runs the real CLI (`dist/cli/main.js`) as a child process
+ * on loopback ports chosen by the OS, and talks to it over real sockets.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+export const FIXTURE_APP = path.join(ROOT, 'test', 'fixtures', 'app.mjs');
+
+export interface LogLine {
+  level: number;
+  msg?: string;
+  [key: string]: unknown;
+}
+
+/** A temporary directory removed by `cleanup()`. */
+export function tempDir(prefix = 'nano-test-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function writeFiles(dir: string, files: Record<string, string>): void {
+  for (const [name, text] of Object.entries(files)) {
+    const file = path.join(dir, name);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
+}
+
+/** A TOML table for one app running the fixture, with extra raw TOML lines. */
+export function fixtureApp(name: string, hosts: string[], extra = ''): string {
+  return `[apps.${name}]
+hosts = ${JSON.stringify(hosts)}
+entry = ${JSON.stringify(FIXTURE_APP)}
+health_path = "/health"
+ready_timeout_ms = 8000
+${extra}
+`;
+}
+
+/** A gateway section that listens on an OS-chosen port and keeps the admin API off the shared 8081. */
+export function gatewaySection(extra = ''): string {
+  return `[gateway]
+listen = "127.0.0.1:0"
+${extra}
+
+[admin]
+listen = false
+`;
+}
+
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface StartOptions {
+  /** nano.toml text. */
+  config: string;
+  /** Extra files in the config's directory. */
+  files?: Record<string, string>;
+  args?: string[];
+  env?: Record<string, string>;
+  /** Wait until these apps log "instance ready" this many times each (default: every app once). */
+  readyApps?: Record<string, number>;
+}
+
+/** A running gateway process. */
+export class GatewayProcess {
+  readonly logs: LogLine[] = [];
+  stderr = '';
+  port = 0;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  private partial = '';
+
+  private constructor(
+    readonly proc: ChildProcess,
+    readonly dir: string,
+    readonly configFile: string,
+  ) {
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (chunk: string) => {
+      this.partial += chunk;
+      let nl;
+      while ((nl = this.partial.indexOf('\n')) !== -1) {
+        const line = this.partial.slice(0, nl);
+        this.partial = this.partial.slice(nl + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ level: 0, msg: line, raw: true });
+        }
+      }
+    });
+    proc.stderr?.setEncoding('utf8');
+    proc.stderr?.on('data', (chunk: string) => (this.stderr += chunk));
+    this.exit = new Promise((resolve) =>
+      proc.once('exit', (code, signal) => {
+        this.exited = { code, signal };
+        resolve(this.exited);
+      }),
+    );
+  }
+
+  static async start(options: StartOptions): Promise<GatewayProcess> {
+    const dir = tempDir();
+    writeFiles(dir, { 'nano.toml': options.config, ...options.files });
+    const configFile = path.join(dir, 'nano.toml');
+    const proc = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json', ...(options.args ?? [])], {
+      cwd: dir,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const gw = new GatewayProcess(proc, dir, configFile);
+    try {
+      const listening = await gw.waitForLog((l) => l.msg?.startsWith('listening on') === true, 10_000);
+      gw.port = Number(new URL(String(listening.address)).port);
+      const ready = options.readyApps ?? Object.fromEntries(appNames(options.config).map((n) => [n, 1]));
+      for (const [app, count] of Object.entries(ready)) {
+        await waitFor(() => gw.readyLogs(app).length >= count || undefined, `${app} ready x${count}`, 15_000);
+      }
+    } catch (err) {
+      await gw.kill();
+      throw new Error(`${(err as Error).message}\nstderr: ${gw.stderr}\nlogs:\n${gw.logs.map((l) => JSON.stringify(l)).join('\n')}`);
+    }
+    return gw;
+  }
+
+  get running(): boolean {
+    return this.exited === null;
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? 0;
+  }
+
+  readyLogs(app: string): LogLine[] {
+    return this.logs.filter((l) => l.msg === 'instance ready' && l.app === app);
+  }
+
+  /** Pids of the app's children that became ready, in order. */
+  readyPids(app: string): number[] {
+    return this.readyLogs(app).map((l) => Number(l.pid));
+  }
+
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000, from = 0): Promise<LogLine> {
+    return waitFor(
+      () => {
+        if (this.exited && !this.logs.slice(from).some(match)) {
+          throw new Error(`gateway exited (${JSON.stringify(this.exited)}) stderr: ${this.stderr}`);
+        }
+        return this.logs.slice(from).find(match);
+      },
+      'a matching log line',
+      timeoutMs,
+    );
+  }
+
+  request(options: RequestOptions): Promise<Reply> {
+    return request(this.port, options);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.proc.kill(signal);
+    const result = await Promise.race([
+      this.exit,
+      new Promise<null>((r) => setTimeout(() => r(null), timeoutMs)),
+    ]);
+    if (result === null) {
+      await this.kill();
+      throw new Error(`gateway did not exit within ${timeoutMs} ms after ${signal}`);
+    }
+    return result;
+  }
+
+  /** Hard stop for cleanup: SIGKILL the gateway (its children exit through the IPC watch). */
+  async kill(): Promise<void> {
+    if (this.running) {
+      this.proc.kill('SIGKILL');
+      await this.exit;
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  readConfig(): string {
+    return readFileSync(this.configFile, 'utf8');
+  }
+}
+
+function appNames(config: string): string[] {
+  return [...config.matchAll(/^\[apps\.([a-z0-9_-]+)\]/gm)].map((m) => m[1] as string);
+}
+
+export interface RequestOptions {
+  host?: string;
+  path?: string;
+  method?: string;
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+  agent?: http.Agent | false;
+  timeoutMs?: number;
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  raw: Buffer;
+}
+
+export function request(port: number, options: RequestOptions = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | string[]> = { ...options.headers };
+    if (options.host !== undefined) headers.host = options.host;
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: options.path ?? '/',
+        method: options.method ?? 'GET',
+        headers,
+        agent: options.agent ?? false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(options.timeoutMs ?? 15_000, () => req.destroy(new Error('client timeout')));
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** Sends raw bytes and returns everything the server sends until it closes (or `timeoutMs`). */
+export function rawRequest(port: number, text: string | Buffer, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (data += d));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    socket.on('error', (err) => (data ? resolve(data) : reject(err)));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(data);
+    }, timeoutMs);
+  });
+}
+
+/** Status code of a raw HTTP response text. */
+export function statusOf(raw: string): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
+  return m ? Number(m[1]) : 0;
+}
+
+/** True while a process exists and is not a zombie (a zombie has exited; only its parent has not reaped it). */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of a process, from /proc. */
+export function childPidsOf(pid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    const child = Number(e);
+    if (processAlive(child)) out.push(child);
+  }
+  return out;
+}
+
+/** Runs the CLI to completion (for check/init/--help). */
+export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    proc.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
