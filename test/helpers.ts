@@ -33,13 +33,19 @@ export function writeFiles(dir: string, files: Record<string, string>): void {
   }
 }
 
-/** A TOML table for one app running the fixture, with extra raw TOML lines. */
+/**
+ * A TOML table for one app running the fixture, with extra raw TOML lines.
+ * `health_path` and `ready_timeout_ms` get test defaults unless `extra` sets them.
+ */
 export function fixtureApp(name: string, hosts: string[], extra = ''): string {
+  const defaults = [
+    /^health_path\s*=/m.test(extra) ? '' : 'health_path = "/health"',
+    /^ready_timeout_ms\s*=/m.test(extra) ? '' : 'ready_timeout_ms = 8000',
+  ].filter(Boolean);
   return `[apps.${name}]
 hosts = ${JSON.stringify(hosts)}
 entry = ${JSON.stringify(FIXTURE_APP)}
-health_path = "/health"
-ready_timeout_ms = 8000
+${defaults.join('\n')}
 ${extra}
 `;
 }
@@ -310,18 +316,55 @@ export function childPidsOf(pid: number): number[] {
   return out;
 }
 
-/** Runs the CLI to completion (for check/init/--help). */
-export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The process was still running after `timeoutMs` and was killed. */
+  timedOut: boolean;
+}
+
+/** Runs a Node script to completion, killing it (timedOut) if it outlives `timeoutMs`. */
+export function runNode(
+  script: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, ...args], {
+    const proc = spawn(process.execPath, [script, ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
     proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    proc.on('close', (code) => resolve({ code, stdout, stderr }));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill('SIGKILL');
+    }, options.timeoutMs ?? 60_000);
+    proc.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** Runs the CLI to completion (for check/init/--help). */
+export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+  return runNode(CLI, args, options);
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
   });
 }

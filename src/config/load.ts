@@ -75,6 +75,7 @@ export function parseListen(value: unknown, defaultHost = '0.0.0.0'): ListenAddr
   if (v6) {
     host = v6[1] ?? '';
     portText = v6[2] ?? '';
+    if (isIP(host) !== 6) return `${JSON.stringify(host)} in brackets is not an IPv6 address`;
   } else if (/^\d+$/.test(text)) {
     host = defaultHost;
     portText = text;
@@ -83,6 +84,7 @@ export function parseListen(value: unknown, defaultHost = '0.0.0.0'): ListenAddr
     if (colon === -1) return `expected "host:port", ":port" or a port number, got ${JSON.stringify(value)}`;
     host = text.slice(0, colon) || defaultHost;
     portText = text.slice(colon + 1);
+    if (host.includes(':')) return `an IPv6 address needs brackets, e.g. "[::1]:8080", got ${JSON.stringify(value)}`;
   }
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535) {
@@ -345,8 +347,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   try {
     doc = toml.parse(text);
   } catch (err) {
-    const e = err as { line?: number; message?: string };
-    throw new ConfigError([{ file: displayFile, line: e.line, message: `syntax error: ${e.message ?? String(err)}` }]);
+    // toml reports most syntax errors in `location.start`, redefinitions in `line`.
+    const e = err as { line?: number; location?: { start?: { line?: number } }; message?: string };
+    const line = e.line ?? e.location?.start?.line;
+    throw new ConfigError([{ file: displayFile, line, message: `syntax error: ${e.message ?? String(err)}` }]);
   }
   const locations = locateKeys(text);
   const v = new Validator(displayFile, locations);

@@ -13,7 +13,10 @@ export class ProxyRequest {
   upstream: Upstream | null = null;
   /** An upstream that failed this request; a retry prefers another one. */
   avoid: Upstream | null = null;
-  attempts = 0;
+  /** Connections refused so far: nothing reached a child, so these cost no resend. */
+  refusals = 0;
+  /** Times the request was sent again after it may have reached a child. */
+  resends = 0;
   /** Response headers from a child have arrived: no retry, no gateway answer. */
   responseStarted = false;
   /** The client side has closed (finished or aborted). */

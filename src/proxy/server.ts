@@ -27,8 +27,11 @@ export interface ProxyServerOptions {
   accessLog?: boolean;
 }
 
-/** A request is tried on at most this many children before the gateway answers for it. */
-const MAX_ATTEMPTS = 3;
+/**
+ * An idempotent request that may have reached a child is sent again at most
+ * this often: a request that crashes children must not take down them all.
+ */
+const MAX_RESENDS = 1;
 /** Requests waiting for one app beyond this get 503 at once, so a dead app cannot eat memory. */
 const MAX_QUEUED_PER_APP = 10_000;
 /** Seconds a client is told to wait when an app is not ready. */
@@ -234,7 +237,6 @@ export class ProxyServer implements EngineHooks {
     }
     request.upstream = upstream;
     upstream.acquire();
-    request.attempts++;
     if (request.isUpgrade) this.engine.upgrade(request, this.settings.upstreamTimeoutMs);
     else this.engine.forward(request, this.settings.upstreamTimeoutMs);
   }
@@ -247,13 +249,27 @@ export class ProxyServer implements EngineHooks {
     const failed = request.upstream;
     this.releaseUpstream(request);
     if (request.closed || request.responseStarted) return;
-    const retryable =
-      request.attempts < MAX_ATTEMPTS &&
-      !failure.bodyConsumed &&
-      (failure.kind === 'refused' || (failure.kind === 'reset' && IDEMPOTENT_METHODS.has(request.req.method ?? '')));
-    if (retryable) {
-      this.log.debug({ app: request.target.name, upstream: failed?.id, kind: failure.kind }, 'retrying on another child');
+    if (failure.kind === 'refused' && !failure.bodyConsumed) {
+      // Nothing reached the child (it has just died, or not yet listened):
+      // move to another ready child; once each has refused, wait for the
+      // next route table like a queued request (the supervisor republishes
+      // when it sees the exit).
       request.avoid = failed;
+      if (++request.refusals > request.target.upstreams.length) this.enqueue(request);
+      else this.dispatch(request);
+      return;
+    }
+    if (
+      failure.kind === 'reset' &&
+      !failure.bodyConsumed &&
+      request.resends < MAX_RESENDS &&
+      IDEMPOTENT_METHODS.has(request.req.method ?? '')
+    ) {
+      request.resends++;
+      // Prefer another child; with none, the same one (likely a stale pooled connection).
+      const others = request.target.upstreams.length > 1;
+      request.avoid = others ? failed : null;
+      this.log.debug({ app: request.target.name, upstream: failed?.id }, 'resending an idempotent request');
       this.dispatch(request);
       return;
     }
