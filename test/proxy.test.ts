@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { fixtureApp, gatewaySection, GatewayProcess, rawRequest, statusOf, waitFor, type LogLine } from './helpers.js';
+import { fixtureApp, gatewaySection, GatewayProcess, rawRequest, request, statusOf, waitFor, type LogLine } from './helpers.js';
 
 interface Info {
   app: string;
@@ -582,3 +582,35 @@ describe('proxy', () => {
     assert.equal(gw.running, true);
   });
 });
+
+describe('pooled connections to a child', () => {
+  test("a child's Keep-Alive: timeout=N is honoured with a margin: the gateway drops the idle connection first", async () => {
+    // The child closes idle connections after 2.5 s and announces `Keep-Alive: timeout=2`.
+    const gw = await GatewayProcess.start({
+      config: gatewaySection() + fixtureApp('ka', ['ka.test'], 'env = { KEEPALIVE_MS = "2500" }'),
+    });
+    try {
+      const agent = new http.Agent({ keepAlive: true });
+      const first = await gw.request({ host: 'ka.test', path: '/info', agent });
+      agent.destroy();
+      assert.equal(first.status, 200);
+      assert.notEqual(first.headers['keep-alive'], 'timeout=2', "the child's hint is about its connection to the gateway");
+      // Asked of the child directly, so that polling does not keep the pooled connection busy.
+      const childPort = Number(gw.readyLogs('ka')[0]?.port);
+      const peerClosed = async (): Promise<Array<{ idleMs: number }>> => {
+        const res = await request(childPort, { path: '/peer-closed' });
+        return (JSON.parse(res.body) as { peerClosed: Array<{ idleMs: number }> }).peerClosed;
+      };
+      const closed = await waitFor(async () => {
+        const list = await peerClosed();
+        return list.length > 0 ? list : undefined;
+      }, 'the gateway to close an idle pooled connection', 6_000, 200);
+      for (const c of closed) assert.ok(c.idleMs < 2500, `closed after ${c.idleMs} ms idle, before the child's own 2500 ms`);
+      const again = await gw.request({ host: 'ka.test', path: '/hash', method: 'POST', body: 'after idle' });
+      assert.equal(again.status, 200, 'a POST after the idle period is not sent on a dead connection');
+    } finally {
+      await gw.cleanup();
+    }
+  });
+});
+

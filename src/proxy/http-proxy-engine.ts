@@ -158,7 +158,14 @@ export class HttpProxyEngine implements ProxyEngine {
     // The child's Connection and Keep-Alive are about its connection to the
     // gateway; the client's connection follows the gateway's own decision
     // (false while shutting down, or when the client asked to close).
-    delete upstreamRes.headers['keep-alive'];
+    // The agent still needs the child's `Keep-Alive: timeout=N` when the
+    // response ends, so it is hidden only while http-proxy-3 copies headers
+    // (synchronously, right after this event) and then put back.
+    const keepAliveHint = upstreamRes.headers['keep-alive'];
+    if (keepAliveHint !== undefined) {
+      delete upstreamRes.headers['keep-alive'];
+      process.nextTick(restoreKeepAliveHint, upstreamRes, keepAliveHint);
+    }
     if (res.req.httpVersionMinor === 1) upstreamRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
     else delete upstreamRes.headers.connection;
     this.hooks.onResponseStart(request);
@@ -191,6 +198,10 @@ export class HttpProxyEngine implements ProxyEngine {
     }
     this.hooks.onFailure(request, { kind: state.timedOut ? 'timeout' : classifyUpstreamError(error), bodyConsumed: false, error });
   };
+}
+
+function restoreKeepAliveHint(upstreamRes: IncomingMessage, hint: string): void {
+  upstreamRes.headers['keep-alive'] = hint;
 }
 
 function clearAttemptTimer(state: AttemptState): void {
