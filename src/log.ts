@@ -34,6 +34,7 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
       colorize: fd === 1 ? Boolean(process.stdout.isTTY) : Boolean(process.stderr.isTTY),
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'hostname',
+      singleLine: true,
       sync: true,
     });
     return { logger: pino({ level, base: undefined }, stream), flush: () => {} };
