@@ -3,7 +3,7 @@
  * on loopback ports chosen by the OS, and talks to it over real sockets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -211,6 +211,33 @@ export class GatewayProcess {
 
   readConfig(): string {
     return readFileSync(this.configFile, 'utf8');
+  }
+
+  /** Rewrites nano.toml, in place or the way many editors save (temporary file, then rename). */
+  writeConfig(text: string, how: 'in-place' | 'rename' = 'rename'): void {
+    if (how === 'in-place') {
+      writeFileSync(this.configFile, text);
+      return;
+    }
+    const tmp = `${this.configFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, this.configFile);
+  }
+
+  /** Reloads that ended: finished (applied) or rejected (invalid config). */
+  reloadsEnded(): LogLine[] {
+    return this.logs.filter((l) => String(l.msg).startsWith('reload finished') || String(l.msg).startsWith('reload rejected'));
+  }
+
+  /** Waits until `count` reloads have ended in total; returns the last one. */
+  async waitForReloads(count: number, timeoutMs = 20_000): Promise<LogLine> {
+    await waitFor(() => this.reloadsEnded().length >= count || undefined, `${count} reloads to end`, timeoutMs);
+    return this.reloadsEnded()[count - 1] as LogLine;
+  }
+
+  /** Open file descriptors of the gateway process. */
+  openFds(): number {
+    return readdirSync(`/proc/${this.pid}/fd`).length;
   }
 }
 

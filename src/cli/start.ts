@@ -63,6 +63,10 @@ export async function runStart(args: CliArgs): Promise<number> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reload requested');
+    void gateway.reload('signal');
+  });
   process.on('uncaughtException', (err) => {
     // A bug, not bad input: log it where the operator will look, then exit.
     // Children see their IPC channel close and stop themselves.

@@ -249,6 +249,8 @@ export class ProxyServer implements EngineHooks {
     const failed = request.upstream;
     this.releaseUpstream(request);
     if (request.closed || request.responseStarted) return;
+    // A retry goes by the current table: the child that failed may belong to a generation now draining.
+    request.target = this.table.get(request.target.name) ?? request.target;
     if (failure.kind === 'refused' && !failure.bodyConsumed) {
       // Nothing reached the child (it has just died, or not yet listened):
       // move to another ready child; once each has refused, wait for the

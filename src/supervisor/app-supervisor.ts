@@ -93,6 +93,8 @@ export class AppSupervisor {
   current: Generation | null = null;
   lastError: string | null = null;
   private generationCount = 0;
+  /** Every generation that may still have children: serving, being prepared, or draining. */
+  private readonly generations = new Set<Generation>();
   private stopped = false;
   private readonly log: Logger;
 
@@ -110,7 +112,7 @@ export class AppSupervisor {
    * route table as soon as it is ready; until one is, requests queue.
    */
   start(): void {
-    const gen = new Generation(++this.generationCount, this.config);
+    const gen = this.newGeneration(this.config);
     gen.serving = true;
     this.current = gen;
     for (const slot of gen.slots) void this.runSlot(gen, slot);
@@ -122,12 +124,13 @@ export class AppSupervisor {
    * with an AppStartError. The caller promotes it.
    */
   async prepare(config: AppConfig): Promise<Generation> {
-    const gen = new Generation(++this.generationCount, config);
+    const gen = this.newGeneration(config);
     const results = await Promise.allSettled(gen.slots.map((slot) => this.startChild(gen, slot)));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure || this.stopped) {
       gen.retired = true;
       await Promise.all(gen.liveChildren().map((child) => child.stop()));
+      this.generations.delete(gen);
       const reason = failure ? (failure.reason as Error).message : 'the gateway is stopping';
       const error = new AppStartError(this.name, reason);
       this.lastError = reason;
@@ -155,6 +158,16 @@ export class AppSupervisor {
     return old;
   }
 
+  /**
+   * Throws away a prepared generation that will not be promoted (a reload
+   * held it back), stopping its children.
+   */
+  async discard(gen: Generation): Promise<void> {
+    gen.retired = true;
+    await Promise.all(gen.liveChildren().map((child) => child.stop()));
+    this.generations.delete(gen);
+  }
+
   /** Drains an old generation's children (no new requests reach them), then stops them. */
   async retire(gen: Generation): Promise<void> {
     gen.serving = false;
@@ -172,30 +185,46 @@ export class AppSupervisor {
         this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
       }),
     );
+    this.generations.delete(gen);
   }
 
-  /** Stops every child (SIGTERM, then SIGKILL after kill_timeout_ms). With `drain`, in-flight requests finish first. */
+  /**
+   * Stops every child of every generation (SIGTERM, then SIGKILL after
+   * kill_timeout_ms). With `drain`, the serving generation's in-flight
+   * requests finish first (an app removed by a reload).
+   */
   async stop(options: { drain: boolean }): Promise<void> {
     this.stopped = true;
-    const gen = this.current;
-    if (!gen) return;
-    if (options.drain) {
-      await this.retire(gen);
-      return;
-    }
-    gen.retired = true;
-    gen.serving = false;
+    const all = [...this.generations];
     await Promise.all(
-      gen.slots.map((slot) => {
-        this.cancelRestart(slot);
-        return slot.child?.alive ? slot.child.stop() : undefined;
+      all.map(async (gen) => {
+        if (options.drain && gen === this.current) {
+          await this.retire(gen);
+          return;
+        }
+        gen.retired = true;
+        gen.serving = false;
+        await Promise.all(
+          gen.slots.map((slot) => {
+            this.cancelRestart(slot);
+            return slot.child?.alive ? slot.child.stop() : undefined;
+          }),
+        );
+        this.generations.delete(gen);
       }),
     );
   }
 
   /** SIGKILL for every child at once: the last resort when the gateway itself is going down hard. */
   killAll(): void {
-    for (const child of this.current?.liveChildren() ?? []) child.kill();
+    for (const gen of this.generations) for (const child of gen.liveChildren()) child.kill();
+  }
+
+  /** Every live child of every generation, for leak checks and status. */
+  liveChildCount(): number {
+    let n = 0;
+    for (const gen of this.generations) n += gen.liveChildren().length;
+    return n;
   }
 
   /** Upstreams of the serving generation that may take requests. */
@@ -236,6 +265,12 @@ export class AppSupervisor {
         generation: gen.id,
       };
     });
+  }
+
+  private newGeneration(config: AppConfig): Generation {
+    const gen = new Generation(++this.generationCount, config);
+    this.generations.add(gen);
+    return gen;
   }
 
   /** Starts one child and waits until it is ready; a failed start is killed and rethrown. */
