@@ -1,16 +1,24 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { AdminServer } from './admin/server.js';
 import { diffApps } from './config/diff.js';
 import { ConfigError } from './config/errors.js';
 import { parseConfig } from './config/load.js';
-import { formatListen, type GatewayConfig, type ListenAddress } from './config/schema.js';
+import { locateKeys } from './config/locate.js';
+import { appendAppTable, ConfigEditError, removeAppTable, writeFileAtomic } from './config/persist.js';
+import { APP_NAME_PATTERN, formatListen, type AppConfig, type GatewayConfig, type ListenAddress } from './config/schema.js';
+import { GatewayOpError } from './errors.js';
 import type { Logger } from './log.js';
+import { OperationQueue } from './ops.js';
+import { rssBytes } from './proc.js';
 import type { EngineFactory } from './proxy/engine.js';
 import { ProxyServer } from './proxy/server.js';
 import { effectiveApps, effectiveDefault, summaryLine, type ReloadOutcome, type ReloadSummary } from './reload.js';
+import { normalizeConfigHost } from './routing/host.js';
 import type { RouteTableData } from './routing/table.js';
-import { SerialRunner } from './serial.js';
-import { AppSupervisor, type Generation, type SupervisorContext } from './supervisor/app-supervisor.js';
+import { StatsRegistry } from './stats.js';
+import { AppSupervisor, type AppState, type Generation, type SupervisorContext } from './supervisor/app-supervisor.js';
 import { PortAllocator } from './supervisor/ports.js';
 import { ConfigWatcher } from './watcher.js';
 
@@ -29,6 +37,28 @@ export interface GatewayOptions {
   watch?: boolean;
 }
 
+export interface InstanceStatus {
+  pid: number | null;
+  port: number;
+  state: string;
+  /** ms since the epoch. */
+  startedAt: number;
+  restarts: number;
+  rssBytes: number;
+}
+
+export interface AppStatus {
+  name: string;
+  hosts: string[];
+  /** As the config names it: relative to the config file's directory when inside it. */
+  entry: string;
+  isDefault: boolean;
+  state: AppState;
+  instances: InstanceStatus[];
+  requestsTotal: number;
+  lastError: string | null;
+}
+
 /** One reload's result, and the drain of what it replaced (which may take drain_timeout_ms). */
 interface ReloadRun {
   outcome: ReloadOutcome;
@@ -40,6 +70,9 @@ interface ReloadRun {
  * → diff against the running one → supervisors start and check children →
  * a route table is built from the ready children and published in one
  * assignment → the proxy reads the current table per request.
+ *
+ * Everything that changes what runs (file reloads, admin adds, removes and
+ * restarts) goes through one operation queue, so none interleave.
  */
 export class Gateway {
   private config: GatewayConfig;
@@ -48,19 +81,24 @@ export class Gateway {
   private readonly ports = new PortAllocator();
   /** The serving apps by name. */
   private readonly supervisors = new Map<string, AppSupervisor>();
-  /** Every supervisor with children: serving, being added by a reload, or draining after removal. */
+  /** Every supervisor with children: serving, being added, or draining after removal. */
   private readonly allSupervisors = new Set<AppSupervisor>();
   private readonly supervisorContext: SupervisorContext;
   private readonly listenAddress: ListenAddress;
-  private readonly reloads = new SerialRunner<ReloadRun>(() => this.reloadNow());
+  private readonly ops = new OperationQueue();
+  /** A reload waiting in the queue; later requests join it instead of queueing another. */
+  private queuedReload: Promise<ReloadRun> | null = null;
   private readonly watchFile: boolean;
   private watcher: ConfigWatcher | null = null;
-  /** Config text the gateway has already acted on; the watcher skips a file that still says this. */
+  private admin: AdminServer | null = null;
+  /** Config text the gateway has already acted on (read or written); the watcher skips a file that still says this. */
   private seenText: string | null = null;
   /** Set by SIGHUP and the admin API: the next reload runs even if the file looks unchanged. */
   private explicitReload = false;
   private tableVersion = 0;
   private stopping: Promise<void> | null = null;
+  readonly stats = new StatsRegistry();
+  readonly reloadCounts = { ok: 0, partial: 0, invalid: 0 };
   /** The last reload's config error, until a valid reload (SPEC §8 `config_error`). */
   lastReloadError: string | null = null;
   address: AddressInfo | null = null;
@@ -73,6 +111,7 @@ export class Gateway {
     this.proxy = new ProxyServer({
       logger: options.logger,
       settings: options.config.gateway,
+      stats: this.stats,
       ...(options.engine ? { engine: options.engine } : {}),
       accessLog: options.accessLog ?? true,
     });
@@ -82,6 +121,7 @@ export class Gateway {
       onServingChange: () => this.publish(),
       drainUpstream: (id, timeoutMs) => this.proxy.drainUpstream(id, timeoutMs),
       drainTimeoutMs: () => this.config.gateway.drainTimeoutMs,
+      onRestart: (app) => void this.stats.for(app).restarts++,
     };
   }
 
@@ -90,7 +130,7 @@ export class Gateway {
     try {
       this.seenText = readFileSync(this.config.file, 'utf8');
     } catch {
-      // Started from a config that is not on disk (tests); the watcher then applies any file that appears.
+      // Not on disk (yet): the watcher applies the file once it appears.
     }
     this.publish();
     this.address = await this.proxy.listen(this.listenAddress);
@@ -102,6 +142,7 @@ export class Gateway {
       this.supervisors.set(app.name, supervisor);
       supervisor.start();
     }
+    await this.startAdmin();
     if (this.watchFile) {
       this.watcher = new ConfigWatcher({
         file: this.config.file,
@@ -113,17 +154,165 @@ export class Gateway {
     return this.address;
   }
 
+  get currentConfig(): GatewayConfig {
+    return this.config;
+  }
+
+  // ---- operations --------------------------------------------------------
+
   /**
-   * Applies the config file as it is now (SPEC §6). Reloads never interleave:
-   * one requested while another runs is applied after it, on the newest file.
+   * Applies the config file as it is now (SPEC §6). One requested while
+   * another operation runs is applied after it, on the newest file.
    * Resolves once the old children it replaced are drained and stopped.
    */
   async reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     if (trigger !== 'file') this.explicitReload = true;
     if (this.stopping) return { ok: false, error: 'the gateway is shutting down' };
-    const run = await this.reloads.run();
+    this.queuedReload ??= this.ops.run(() => {
+      this.queuedReload = null;
+      return this.reloadNow();
+    });
+    const run = await this.queuedReload;
     await run.drained;
     return run.outcome;
+  }
+
+  /**
+   * Adds an app (SPEC §8 `POST /admin/apps`): validates it like the file
+   * would, starts it, and only once its children are ready writes it into
+   * the config file and routes to it. A start that fails writes nothing.
+   */
+  addApp(name: unknown, keys: Record<string, unknown>): Promise<AppStatus> {
+    return this.ops.run(async () => {
+      const text = await this.syncWithFile();
+      if (typeof name !== 'string' || !APP_NAME_PATTERN.test(name)) {
+        throw new GatewayOpError('invalid', 'name: expected 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
+      }
+      if (this.config.apps.some((a) => a.name === name) || locateKeys(text).lines.has(`apps.${name}`)) {
+        throw new GatewayOpError('conflict', `an app named "${name}" already exists`, name);
+      }
+      this.assertHostsFree(name, keys.hosts);
+      let newText: string;
+      let next: GatewayConfig;
+      try {
+        newText = appendAppTable(text, name, keys);
+        next = parseConfig(newText, this.config.file, { displayFile: this.config.displayFile });
+      } catch (err) {
+        if (err instanceof ConfigEditError) throw new GatewayOpError('invalid', `${err.key ?? `apps.${name}`}: ${err.message}`, name);
+        if (err instanceof ConfigError) throw configErrorAsOpError(err, name);
+        throw err;
+      }
+      const app = next.apps.find((a) => a.name === name) as AppConfig;
+      const supervisor = this.newSupervisor(app);
+      let gen: Generation;
+      try {
+        gen = await supervisor.prepare(app);
+      } catch (err) {
+        this.allSupervisors.delete(supervisor);
+        throw new GatewayOpError('not_ready', `app "${name}" did not become ready: ${(err as Error).message}`, name);
+      }
+      try {
+        await writeFileAtomic(this.config.file, newText);
+      } catch (err) {
+        await supervisor.discard(gen);
+        this.allSupervisors.delete(supervisor);
+        throw new GatewayOpError('io_error', `could not write ${this.config.displayFile}: ${(err as Error).message}`, name);
+      }
+      this.seenText = newText;
+      supervisor.promote(gen);
+      this.supervisors.set(name, supervisor);
+      this.config = { ...this.config, apps: [...this.config.apps, app] };
+      this.publish();
+      this.log.info({ app: name, hosts: app.hosts }, `app added: ${app.hosts.join(', ')} -> ${name}`);
+      return this.statusOf(app);
+    });
+  }
+
+  /**
+   * Removes an app (SPEC §8 `DELETE /admin/apps/:name`): takes it out of the
+   * config file and the route table, then drains and stops its children.
+   * Resolves once they are stopped.
+   */
+  async removeApp(name: string): Promise<AppStatus> {
+    const { status, drained } = await this.ops.run(async () => {
+      const text = await this.syncWithFile();
+      const app = this.config.apps.find((a) => a.name === name);
+      if (!app) throw new GatewayOpError('not_found', `no app named "${name}"`, name);
+      if (this.config.apps.length === 1) throw new GatewayOpError('conflict', `"${name}" is the last app; a config needs at least one`, name);
+      if (this.config.defaultAppSetting === name) {
+        throw new GatewayOpError('conflict', `"${name}" is named by [gateway] default_app; change that first`, name);
+      }
+      let newText: string;
+      let next: GatewayConfig;
+      try {
+        newText = removeAppTable(text, name);
+        next = parseConfig(newText, this.config.file, { displayFile: this.config.displayFile });
+      } catch (err) {
+        if (err instanceof ConfigEditError || err instanceof ConfigError) throw new GatewayOpError('conflict', err.message, name);
+        throw err;
+      }
+      const status = this.statusOf(app);
+      try {
+        await writeFileAtomic(this.config.file, newText);
+      } catch (err) {
+        throw new GatewayOpError('io_error', `could not write ${this.config.displayFile}: ${(err as Error).message}`, name);
+      }
+      this.seenText = newText;
+      const supervisor = this.supervisors.get(name);
+      this.supervisors.delete(name);
+      const apps = this.config.apps.filter((a) => a.name !== name);
+      this.config = { ...this.config, apps, defaultApp: effectiveDefault(next, apps, this.config.defaultApp) };
+      this.publish();
+      this.log.info({ app: name }, `app removed: ${name}`);
+      const drained = supervisor
+        ? supervisor.stop({ drain: true }).then(() => void this.allSupervisors.delete(supervisor))
+        : Promise.resolve();
+      return { status, drained };
+    });
+    await drained;
+    return status;
+  }
+
+  /**
+   * Rolling restart (SPEC §8 `POST /admin/apps/:name/restart`): a new
+   * generation with the same config, swapped in once ready; the old one
+   * drains. Resolves after the swap.
+   */
+  restartApp(name: string): Promise<AppStatus> {
+    return this.ops.run(async () => {
+      const supervisor = this.supervisors.get(name);
+      if (!supervisor) throw new GatewayOpError('not_found', `no app named "${name}"`, name);
+      let gen: Generation;
+      try {
+        gen = await supervisor.prepare(supervisor.config);
+      } catch (err) {
+        throw new GatewayOpError('not_ready', `app "${name}" was not restarted, its new children did not become ready: ${(err as Error).message}`, name);
+      }
+      const old = supervisor.promote(gen);
+      this.publish();
+      this.log.info({ app: name }, `app restarted: ${name}`);
+      if (old) void supervisor.retire(old);
+      return this.statusOf(supervisor.config);
+    });
+  }
+
+  // ---- state -------------------------------------------------------------
+
+  /** Every app in config order, as the admin API shows it. */
+  statuses(): AppStatus[] {
+    return this.config.apps.map((app) => this.statusOf(app));
+  }
+
+  status(name: string): AppStatus | null {
+    const app = this.config.apps.find((a) => a.name === name);
+    return app ? this.statusOf(app) : null;
+  }
+
+  /** Children alive across every app and generation (for leak checks). */
+  liveChildCount(): number {
+    let n = 0;
+    for (const supervisor of this.allSupervisors) n += supervisor.liveChildCount();
+    return n;
   }
 
   /** Builds the route table from every app's ready children and swaps it in. */
@@ -140,21 +329,6 @@ export class Gateway {
     this.proxy.publish(data);
   }
 
-  get currentConfig(): GatewayConfig {
-    return this.config;
-  }
-
-  appSupervisors(): AppSupervisor[] {
-    return this.config.apps.map((app) => this.supervisors.get(app.name)).filter((s): s is AppSupervisor => s !== undefined);
-  }
-
-  /** Children alive across every app and generation (for leak checks). */
-  liveChildCount(): number {
-    let n = 0;
-    for (const supervisor of this.allSupervisors) n += supervisor.liveChildCount();
-    return n;
-  }
-
   /**
    * SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to
    * drain_timeout_ms), then stop every child (SIGTERM, SIGKILL after
@@ -164,8 +338,10 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.log.info('shutting down: finishing in-flight requests');
       await this.watcher?.close();
+      const adminClosed = this.admin?.close();
       await this.proxy.close(this.config.gateway.drainTimeoutMs);
       await Promise.all([...this.allSupervisors].map((s) => s.stop({ drain: false })));
+      await adminClosed;
       this.log.info('all apps stopped');
     })();
     return this.stopping;
@@ -176,10 +352,94 @@ export class Gateway {
     for (const supervisor of this.allSupervisors) supervisor.killAll();
   }
 
-  private newSupervisor(app: GatewayConfig['apps'][number]): AppSupervisor {
+  // ---- internals ---------------------------------------------------------
+
+  private newSupervisor(app: AppConfig): AppSupervisor {
     const supervisor = new AppSupervisor(app, this.supervisorContext);
     this.allSupervisors.add(supervisor);
     return supervisor;
+  }
+
+  private statusOf(app: AppConfig): AppStatus {
+    const supervisor = this.supervisors.get(app.name);
+    const relative = path.relative(path.dirname(this.config.file), app.entry);
+    return {
+      name: app.name,
+      hosts: app.hosts,
+      entry: relative.startsWith('..') || path.isAbsolute(relative) ? app.entry : relative,
+      isDefault: app.name === this.config.defaultApp,
+      state: supervisor?.state() ?? 'starting',
+      instances: (supervisor?.instances() ?? []).map((i) => ({
+        pid: i.pid,
+        port: i.port,
+        state: i.state,
+        startedAt: i.startedAt,
+        restarts: i.restarts,
+        rssBytes: i.pid !== null && i.state !== 'exited' ? rssBytes(i.pid) : 0,
+      })),
+      requestsTotal: this.stats.for(app.name).requests,
+      lastError: supervisor?.lastError ?? null,
+    };
+  }
+
+  private assertHostsFree(name: string, hosts: unknown): void {
+    if (!Array.isArray(hosts)) return; // validation reports the type
+    const owner = new Map<string, string>();
+    for (const app of this.config.apps) for (const host of app.hosts) owner.set(host, app.name);
+    for (const host of hosts) {
+      if (typeof host !== 'string') continue;
+      const normal = normalizeConfigHost(host);
+      const taken = normal.ok ? owner.get(normal.host) : undefined;
+      if (taken !== undefined) throw new GatewayOpError('conflict', `apps.${name}.hosts: host "${host}" is already used by app "${taken}"`, name);
+    }
+  }
+
+  /**
+   * Before an admin edit: the file must be valid, and edits on disk that
+   * have not been applied yet are applied first, so that the admin's own
+   * write (which the watcher then skips) cannot hide them.
+   */
+  private async syncWithFile(): Promise<string> {
+    let text: string;
+    try {
+      text = readFileSync(this.config.file, 'utf8');
+    } catch (err) {
+      throw new GatewayOpError('config_error', `cannot read ${this.config.displayFile}: ${(err as Error).message}`);
+    }
+    if (text !== this.seenText) {
+      const run = await this.reloadNow();
+      void run.drained;
+      if (!run.outcome.ok) throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${run.outcome.error}`);
+    } else if (this.lastReloadError !== null) {
+      throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${this.lastReloadError}`);
+    }
+    return text;
+  }
+
+  private async startAdmin(): Promise<void> {
+    const listen = this.config.admin.listen;
+    if (!listen) return;
+    const admin = new AdminServer({ gateway: this, logger: this.log });
+    const address = await admin.listen(listen);
+    this.admin = admin;
+    const where = formatListen({ host: address.address, port: address.port });
+    this.log.info({ admin: `http://${where}` }, `admin API listening on http://${where}`);
+  }
+
+  /** A reload that moves `[admin] listen` moves the admin listener; the token applies at once. */
+  private async rebindAdmin(previous: GatewayConfig): Promise<void> {
+    const was = previous.admin.listen ? formatListen(previous.admin.listen) : null;
+    const now = this.config.admin.listen ? formatListen(this.config.admin.listen) : null;
+    if (was === now) return;
+    const old = this.admin;
+    this.admin = null;
+    await old?.close();
+    try {
+      await this.startAdmin();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, admin: now }, 'admin API could not listen on its new address');
+    }
+    if (!now) this.log.info('admin API disabled');
   }
 
   private logRoutes(): void {
@@ -199,9 +459,9 @@ export class Gateway {
     const done = Promise.resolve();
     if (this.stopping) return { outcome: { ok: false, error: 'the gateway is shutting down' }, drained: done };
 
-    let text: string;
     let next: GatewayConfig;
     try {
+      let text: string;
       try {
         text = readFileSync(this.config.file, 'utf8');
       } catch (err) {
@@ -217,12 +477,15 @@ export class Gateway {
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       this.lastReloadError = err.message;
+      this.reloadCounts.invalid++;
       this.log.error({ err: err.message }, 'reload rejected: invalid config, the running apps keep serving');
       return { outcome: { ok: false, error: err.message }, drained: done };
     }
     this.lastReloadError = null;
     const started = Date.now();
     const { summary, drained } = await this.apply(next);
+    if (summary.failed.length > 0) this.reloadCounts.partial++;
+    else this.reloadCounts.ok++;
     return {
       outcome: { ok: true, summary },
       drained: drained.then(() => {
@@ -291,8 +554,9 @@ export class Gateway {
     this.publish();
     this.log.info({ table: this.tableVersion }, 'routing table swapped');
     this.warnAboutRestartOnlyKeys(running, next);
+    await this.rebindAdmin(running);
 
-    // 4. Drain what was replaced; the caller waits for it, later reloads need not.
+    // 4. Drain what was replaced; the caller waits for it, later operations need not.
     for (const supervisor of removed) {
       drains.push(supervisor.stop({ drain: true }).then(() => void this.allSupervisors.delete(supervisor)));
     }
@@ -317,4 +581,13 @@ export class Gateway {
 
 function unchangedSummary(config: GatewayConfig): ReloadSummary {
   return { added: [], removed: [], changed: [], unchanged: config.apps.map((a) => a.name), failed: [] };
+}
+
+/** A config error caused by an app sent to the admin API: its key and message, without the file position. */
+function configErrorAsOpError(err: ConfigError, app: string): GatewayOpError {
+  const own = err.issues.filter((i) => i.key === `apps.${app}` || i.key?.startsWith(`apps.${app}.`));
+  const issue = own[0] ?? err.issues[0];
+  const message = issue ? `${issue.key ? `${issue.key}: ` : ''}${issue.message}` : err.message;
+  const kind = /is already used by app/.test(message) ? 'conflict' : 'invalid';
+  return new GatewayOpError(kind, message, app);
 }

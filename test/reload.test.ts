@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { diffApps } from '../src/config/diff.js';
 import type { AppConfig } from '../src/config/schema.js';
 import { effectiveApps } from '../src/reload.js';
-import { SerialRunner } from '../src/serial.js';
+import { OperationQueue } from '../src/ops.js';
 import { childPidsOf, fixtureApp, gatewaySection, GatewayProcess, processAlive, request, waitFor } from './helpers.js';
 
 function versionOf(body: string): { version: string; pid: number } {
@@ -397,29 +397,22 @@ describe('reload logic', () => {
     assert.equal(failed.get('n'), 'boom too');
   });
 
-  test('serial runner: never interleaves; requests during a run share one next run', async () => {
-    let active = 0;
-    let runs = 0;
+  test('operation queue: runs one at a time in order, and a failure does not stop the next', async () => {
+    const queue = new OperationQueue();
     const order: string[] = [];
-    const gates: Array<() => void> = [];
-    const runner = new SerialRunner(async () => {
+    let active = 0;
+    const op = (name: string, fail = false) => async (): Promise<string> => {
       assert.equal(active, 0, 'no overlap');
       active++;
-      const n = ++runs;
-      order.push(`start ${n}`);
-      await new Promise<void>((resolve) => gates.push(resolve));
-      order.push(`end ${n}`);
+      order.push(`start ${name}`);
+      await new Promise((r) => setImmediate(r));
+      order.push(`end ${name}`);
       active--;
-      return n;
-    });
-    const first = runner.run();
-    const second = runner.run();
-    const third = runner.run();
-    await waitFor(() => gates.length === 1 || undefined, 'the first run to start');
-    gates[0]?.();
-    await waitFor(() => gates.length === 2 || undefined, 'the second run to start');
-    gates[1]?.();
-    assert.deepEqual(await Promise.all([first, second, third]), [1, 2, 2]);
-    assert.deepEqual(order, ['start 1', 'end 1', 'start 2', 'end 2']);
+      if (fail) throw new Error(name);
+      return name;
+    };
+    const results = await Promise.allSettled([queue.run(op('a')), queue.run(op('b', true)), queue.run(op('c'))]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
   });
 });

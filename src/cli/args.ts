@@ -7,7 +7,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const COMMANDS = ['start', 'check', 'init'] as const;
+export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -17,6 +17,9 @@ export interface CliArgs {
   listen?: string;
   logLevel?: string;
   pretty?: boolean;
+  /** Admin API base URL for status/reload/restart. */
+  admin?: string;
+  token?: string;
   help: boolean;
   version: boolean;
 }
@@ -34,6 +37,8 @@ export function parseCli(argv: string[]): CliArgs {
         'log-level': { type: 'string' },
         pretty: { type: 'boolean' },
         json: { type: 'boolean' },
+        admin: { type: 'string' },
+        token: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -59,7 +64,8 @@ export function parseCli(argv: string[]): CliArgs {
     const listen = parseListen(values.listen);
     if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
   }
-  const maxPositionals = command === 'init' ? 1 : 0;
+  if (command === 'restart' && rest.length === 0 && !values.help) throw new UsageError('restart needs the name of an app: nano-gateway restart APP');
+  const maxPositionals = command === 'init' || command === 'restart' ? 1 : 0;
   if (rest.length > maxPositionals) throw new UsageError(`unexpected argument "${rest[maxPositionals]}"`);
   return {
     command,
@@ -68,6 +74,8 @@ export function parseCli(argv: string[]): CliArgs {
     ...(values.listen !== undefined ? { listen: values.listen } : {}),
     ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
     ...(values.pretty ? { pretty: true } : values.json ? { pretty: false } : {}),
+    ...(values.admin !== undefined ? { admin: values.admin } : {}),
+    ...(values.token !== undefined ? { token: values.token } : {}),
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -81,6 +89,12 @@ Usage:
   nano-gateway check [-c FILE]
                             validate the config; print apps and hosts
   nano-gateway init [DIR]   write a starter nano.toml and apps/hello/server.js
+  nano-gateway status [-c FILE] [--admin URL] [--token T]
+                            table of apps from the admin API
+  nano-gateway reload [-c FILE] [--admin URL] [--token T]
+                            reload the config file now and print what changed
+  nano-gateway restart APP [-c FILE] [--admin URL] [--token T]
+                            rolling restart of one app (no request dropped)
 
 Options:
   -c, --config FILE   config file (default: nano.toml)
@@ -89,6 +103,8 @@ Options:
   --pretty            human-readable logs (default when stdout is a terminal)
   --json              JSON log lines (default otherwise)
   -h, --help          this text
+  --admin URL         admin API address (default: the config's [admin] listen)
+  --token T           admin API token (default: NANO_ADMIN_TOKEN, then [admin] token)
   -v, --version       the version
 
 Exit status: 0 success, 1 failure, 2 usage error.

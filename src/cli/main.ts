@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { parseCli, HELP, UsageError } from './args.js';
 import { runCheck } from './check.js';
 import { runInit } from './init.js';
+import { CliError } from './admin-client.js';
+import { runReload, runRestart, runStatus } from './control.js';
 import { runStart } from './start.js';
 
 function version(): string {
@@ -36,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
       return runInit(args);
     case 'start':
       return runStart(args);
+    case 'status':
+      return runStatus(args);
+    case 'reload':
+      return runReload(args);
+    case 'restart':
+      return runRestart(args);
   }
 }
 
@@ -45,7 +53,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`nano-gateway: ${err instanceof Error ? err.message : String(err)}\n`);
+    // CliError is an expected failure (gateway not running, app not found); anything else is a bug, same exit status.
+    const message = err instanceof CliError || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`nano-gateway: ${message.split('\n')[0]}\n`);
     process.exitCode = 1;
   },
 );

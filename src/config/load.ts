@@ -34,7 +34,8 @@ const GATEWAY_KEYS = new Set([
   'trusted_proxies',
 ]);
 const ADMIN_KEYS = new Set(['listen', 'token']);
-export const APP_KEYS = new Set([
+/** The keys of an app table, in the order the contract lists them. */
+export const APP_KEY_ORDER: readonly string[] = [
   'hosts',
   'entry',
   'cwd',
@@ -46,7 +47,8 @@ export const APP_KEYS = new Set([
   'ready_timeout_ms',
   'kill_timeout_ms',
   'instances',
-]);
+];
+export const APP_KEYS = new Set(APP_KEY_ORDER);
 
 function isTable(value: unknown): value is Table {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);

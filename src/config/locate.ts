@@ -17,6 +17,12 @@ export interface TableSpan {
   headerLine: number;
   /** 1-based line of the last line that belongs to the table (before the next header). */
   endLine: number;
+  /**
+   * 1-based line where the table's last key/value ends (the header line for
+   * an empty table). Comments and blank lines after it, which usually belong
+   * to whatever comes next, are not counted.
+   */
+  lastContentLine: number;
   /** True for `[[array.of.tables]]`. */
   isArray: boolean;
 }
@@ -221,7 +227,7 @@ export function locateKeys(text: string): KeyLocations {
         prefix = parts;
       }
       for (let i = 1; i <= parts.length; i++) record(parts.slice(0, i), line);
-      tables.push({ path, headerLine: line, endLine: 0, isArray });
+      tables.push({ path, headerLine: line, endLine: 0, lastContentLine: line, isArray });
       s.skipToLineEnd();
       continue;
     }
@@ -232,6 +238,8 @@ export function locateKeys(text: string): KeyLocations {
     s.skipSpaces();
     if (s.peek() === '=') s.advance();
     readValue(full);
+    const current = tables[tables.length - 1];
+    if (current) current.lastContentLine = s.line;
     s.skipToLineEnd();
   }
   closeLastTable(s.line);

@@ -4,12 +4,13 @@ import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { RouteTable, type RouteTableData } from '../routing/table.js';
+import { StatsRegistry, type AppStats } from '../stats.js';
 import { answer, answerOnSocket } from './answers.js';
 import type { EngineFactory, EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
 import { clientAddress, setForwardedHeaders, stripHopByHopRequestHeaders, TrustedProxies } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { IDEMPOTENT_METHODS, ProxyRequest } from './request.js';
-import { AppStats, AppTarget } from './target.js';
+import { AppTarget } from './target.js';
 import { UpstreamRegistry } from './upstream.js';
 
 export interface ProxySettings {
@@ -25,6 +26,8 @@ export interface ProxyServerOptions {
   engine?: EngineFactory;
   /** One log line per request; default true. */
   accessLog?: boolean;
+  /** Per-app counters; shared with the supervisors and the admin API. */
+  stats?: StatsRegistry;
 }
 
 /**
@@ -53,7 +56,7 @@ export class ProxyServer implements EngineHooks {
   readonly server: http.Server;
   private table: RouteTable<AppTarget>;
   private readonly upstreams = new UpstreamRegistry();
-  private readonly stats = new Map<string, AppStats>();
+  private readonly stats: StatsRegistry;
   private readonly queues = new Map<string, ProxyRequest[]>();
   private readonly engine: ProxyEngine;
   private readonly log: Logger;
@@ -71,6 +74,7 @@ export class ProxyServer implements EngineHooks {
     this.log = options.logger;
     this.access = options.accessLog === false ? null : options.logger.child({ kind: 'access' });
     this.settings = options.settings;
+    this.stats = options.stats ?? new StatsRegistry();
     this.trusted = new TrustedProxies(options.settings.trustedProxies);
     this.engine = (options.engine ?? ((hooks) => new HttpProxyEngine(hooks)))(this);
     this.table = this.compile(EMPTY_TABLE);
@@ -123,12 +127,7 @@ export class ProxyServer implements EngineHooks {
   }
 
   statsFor(app: string): AppStats {
-    let stats = this.stats.get(app);
-    if (!stats) {
-      stats = new AppStats();
-      this.stats.set(app, stats);
-    }
-    return stats;
+    return this.stats.for(app);
   }
 
   listen(address: ListenAddress): Promise<AddressInfo> {
@@ -290,6 +289,7 @@ export class ProxyServer implements EngineHooks {
   }
 
   private reply(request: ProxyRequest, status: number, message: string, headers?: Record<string, string>): void {
+    if (status === 502 || status === 503 || status === 504) request.target.stats.upstreamErrors[status]++;
     if (request.res) answer(request.res, status, message, headers);
     else if (request.socket) answerOnSocket(request.socket, status, message);
   }
@@ -372,10 +372,8 @@ export class ProxyServer implements EngineHooks {
       this.unqueue(request);
     }
     this.releaseUpstream(request);
-    const stats = request.target.stats;
-    stats.requests++;
-    const cls = (status / 100) | 0;
-    if (cls >= 1 && cls <= 5) stats.statusClasses[cls] = (stats.statusClasses[cls] ?? 0) + 1;
+    const elapsedMs = performance.now() - request.startedAt;
+    request.target.stats.observe(status, elapsedMs / 1000);
     if (this.access) {
       const req = request.req;
       this.access.info({
@@ -384,7 +382,7 @@ export class ProxyServer implements EngineHooks {
         host: request.host,
         path: req.url,
         status,
-        duration_ms: Math.round((performance.now() - request.startedAt) * 100) / 100,
+        duration_ms: Math.round(elapsedMs * 100) / 100,
       });
     }
     if (--this.active === 0 && this.idleWaiters.length > 0) {

@@ -1,11 +1,5 @@
+import type { AppStats } from '../stats.js';
 import type { Upstream } from './upstream.js';
-
-/** Per-app counters that outlive route tables (they are keyed by app name). */
-export class AppStats {
-  requests = 0;
-  /** Responses by status class: index 1 → 1xx … 5 → 5xx. */
-  readonly statusClasses = [0, 0, 0, 0, 0, 0];
-}
 
 /** An app as one route table sees it: its ready upstreams and a balancing cursor. */
 export class AppTarget {

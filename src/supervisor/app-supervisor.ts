@@ -21,6 +21,8 @@ export interface SupervisorContext {
   drainUpstream(id: string, timeoutMs: number): Promise<void>;
   /** The gateway's current drain_timeout_ms (it can change on reload). */
   drainTimeoutMs(): number;
+  /** A crashed or failed child is about to be started again (for the restarts counter). */
+  onRestart(app: string): void;
 }
 
 /** A start of an app's children that did not become ready. */
@@ -353,6 +355,7 @@ export class AppSupervisor {
     if (slot.restartTimer || this.stopped || gen.retired) return;
     const delay = slot.backoff.next(uptimeMs);
     slot.restarts++;
+    this.ctx.onRestart(this.name);
     this.log.info({ instance: slot.index, delay_ms: delay, restarts: slot.restarts }, 'restarting instance');
     slot.restartTimer = setTimeout(() => void this.runSlot(gen, slot), delay);
   }

@@ -1,0 +1,93 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { AppStatus } from '../gateway.js';
+import { DURATION_BUCKETS, type StatsRegistry } from '../stats.js';
+
+/** What the metrics page is made from. */
+export interface MetricsSource {
+  stats: StatsRegistry;
+  statuses(): AppStatus[];
+  reloadCounts: { ok: number; partial: number; invalid: number };
+}
+
+function label(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function num(value: number): string {
+  return Number.isFinite(value) ? String(value) : value > 0 ? '+Inf' : value < 0 ? '-Inf' : 'NaN';
+}
+
+/**
+ * Renders the Prometheus text format (version 0.0.4). Counters come from
+ * the per-app stats kept for the gateway's life, so they survive reloads;
+ * gauges describe the apps running now.
+ */
+export class MetricsRenderer {
+  private readonly loopDelay: IntervalHistogram;
+
+  constructor(private readonly source: MetricsSource) {
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay.enable();
+  }
+
+  close(): void {
+    this.loopDelay.disable();
+  }
+
+  render(): string {
+    const out: string[] = [];
+    const metric = (name: string, type: string, help: string): void => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    };
+    const stats = [...this.source.stats.entries()];
+
+    metric('nano_requests_total', 'counter', 'Requests answered, by app and status class.');
+    for (const [app, s] of stats) {
+      for (let cls = 1; cls <= 5; cls++) out.push(`nano_requests_total{app="${label(app)}",class="${cls}xx"} ${s.statusClasses[cls] ?? 0}`);
+    }
+
+    metric('nano_request_duration_seconds', 'histogram', 'Time from request to the end of the response, by app.');
+    for (const [app, s] of stats) {
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((bound, i) => {
+        cumulative += s.durationCounts[i] ?? 0;
+        out.push(`nano_request_duration_seconds_bucket{app="${label(app)}",le="${bound}"} ${cumulative}`);
+      });
+      out.push(`nano_request_duration_seconds_bucket{app="${label(app)}",le="+Inf"} ${s.requests}`);
+      out.push(`nano_request_duration_seconds_sum{app="${label(app)}"} ${num(s.durationSumSeconds)}`);
+      out.push(`nano_request_duration_seconds_count{app="${label(app)}"} ${s.requests}`);
+    }
+
+    metric('nano_upstream_errors_total', 'counter', "The gateway's own error answers for an app, by status: 502 bad gateway, 503 not ready, 504 timeout.");
+    for (const [app, s] of stats) {
+      for (const kind of [502, 503, 504] as const) out.push(`nano_upstream_errors_total{app="${label(app)}",kind="${kind}"} ${s.upstreamErrors[kind]}`);
+    }
+
+    metric('nano_restarts_total', 'counter', 'Children started again after a crash or a failed start, by app.');
+    for (const [app, s] of stats) out.push(`nano_restarts_total{app="${label(app)}"} ${s.restarts}`);
+
+    const statuses = this.source.statuses();
+    metric('nano_children_up', 'gauge', 'Ready children, by app.');
+    for (const app of statuses) {
+      out.push(`nano_children_up{app="${label(app.name)}"} ${app.instances.filter((i) => i.state === 'ready').length}`);
+    }
+    metric('nano_child_rss_bytes', 'gauge', 'Resident memory of all children of an app.');
+    for (const app of statuses) {
+      out.push(`nano_child_rss_bytes{app="${label(app.name)}"} ${app.instances.reduce((sum, i) => sum + i.rssBytes, 0)}`);
+    }
+
+    metric('nano_reloads_total', 'counter', 'Config reloads by result: ok, partial (some apps failed to start), invalid (config rejected).');
+    for (const [result, n] of Object.entries(this.source.reloadCounts)) out.push(`nano_reloads_total{result="${result}"} ${n}`);
+
+    metric('nano_gateway_rss_bytes', 'gauge', 'Resident memory of the gateway process.');
+    out.push(`nano_gateway_rss_bytes ${process.memoryUsage.rss()}`);
+
+    metric('nano_event_loop_lag_seconds', 'gauge', "Event loop delay of the gateway since the last scrape: mean and 99th percentile.");
+    const mean = this.loopDelay.count > 0 ? this.loopDelay.mean / 1e9 : 0;
+    const p99 = this.loopDelay.count > 0 ? this.loopDelay.percentile(99) / 1e9 : 0;
+    out.push(`nano_event_loop_lag_seconds{stat="mean"} ${num(mean)}`, `nano_event_loop_lag_seconds{stat="p99"} ${num(p99)}`);
+    this.loopDelay.reset();
+
+    return `${out.join('\n')}\n`;
+  }
+}

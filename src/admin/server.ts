@@ -1,0 +1,244 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ListenAddress } from '../config/schema.js';
+import { GatewayOpError, type GatewayOpErrorKind } from '../errors.js';
+import type { AppStatus, Gateway } from '../gateway.js';
+import type { Logger } from '../log.js';
+import { MetricsRenderer } from './metrics.js';
+
+/** Request bodies above this are refused with 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AdminServerOptions {
+  gateway: Gateway;
+  logger: Logger;
+}
+
+/** An error answer of the admin API: `{"error":{"code","message"}}`. */
+class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const OP_ERROR_STATUS: Record<GatewayOpErrorKind, number> = {
+  not_found: 404,
+  invalid: 400,
+  conflict: 409,
+  not_ready: 422,
+  config_error: 409,
+  io_error: 500,
+};
+
+/** The App object of SPEC §8. */
+export function appJson(app: AppStatus): Record<string, unknown> {
+  return {
+    name: app.name,
+    hosts: app.hosts,
+    entry: app.entry,
+    default: app.isDefault,
+    state: app.state,
+    instances: app.instances.map((i) => ({
+      pid: i.pid,
+      port: i.port,
+      state: i.state,
+      started_at: i.startedAt ? new Date(i.startedAt).toISOString() : null,
+      restarts: i.restarts,
+      rss_bytes: i.rssBytes,
+    })),
+    requests_total: app.requestsTotal,
+    last_error: app.lastError,
+  };
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/**
+ * The admin API (SPEC §8) on its own listener, so that no app path is ever
+ * shadowed. JSON in and out; with a token, every request must carry it.
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+  private readonly gateway: Gateway;
+  private readonly log: Logger;
+  private readonly metrics: MetricsRenderer;
+
+  constructor(options: AdminServerOptions) {
+    this.gateway = options.gateway;
+    this.log = options.logger.child({ kind: 'admin' });
+    this.metrics = new MetricsRenderer(options.gateway);
+    this.server = http.createServer({ headersTimeout: 20_000, requestTimeout: 600_000 }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => this.fail(res, err));
+    });
+  }
+
+  listen(address: ListenAddress): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(address.port, address.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.metrics.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    if (parts[0] !== 'admin') throw new AdminError(404, 'not_found', `no such endpoint: ${url.pathname} (the admin API lives under /admin/)`);
+    this.authorize(req);
+    const method = req.method ?? 'GET';
+    const route = parts.slice(1);
+
+    if (route.length === 1 && route[0] === 'health') {
+      allow(method, ['GET']);
+      return this.send(res, 200, { status: 'ok', config_error: this.gateway.lastReloadError });
+    }
+    if (route.length === 1 && route[0] === 'metrics') {
+      allow(method, ['GET']);
+      const body = this.metrics.render();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    if (route.length === 1 && route[0] === 'reload') {
+      allow(method, ['POST']);
+      await readBody(req);
+      const outcome = await this.gateway.reload('admin');
+      if (!outcome.ok) throw new AdminError(400, 'config_error', outcome.error);
+      return this.send(res, 200, outcome.summary);
+    }
+    if (route[0] === 'apps' && route.length === 1) {
+      allow(method, ['GET', 'POST']);
+      if (method === 'GET') return this.send(res, 200, { apps: this.gateway.statuses().map(appJson) });
+      const body = await readJsonBody(req);
+      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new AdminError(400, 'invalid_request', 'expected a JSON object: {"name": ..., "hosts": [...], "entry": ...}');
+      const { name, ...keys } = body as Record<string, unknown>;
+      const app = await this.gateway.addApp(name, keys);
+      this.log.info({ app: app.name }, 'admin: app added');
+      return this.send(res, 201, appJson(app));
+    }
+    if (route[0] === 'apps' && route.length === 2) {
+      const name = route[1] as string;
+      allow(method, ['GET', 'DELETE']);
+      if (method === 'GET') {
+        const app = this.gateway.status(name);
+        if (!app) throw new AdminError(404, 'not_found', `no app named "${name}"`);
+        return this.send(res, 200, appJson(app));
+      }
+      const removed = await this.gateway.removeApp(name);
+      this.log.info({ app: name }, 'admin: app removed');
+      return this.send(res, 200, appJson(removed));
+    }
+    if (route[0] === 'apps' && route.length === 3 && route[2] === 'restart') {
+      allow(method, ['POST']);
+      await readBody(req);
+      const app = await this.gateway.restartApp(route[1] as string);
+      this.log.info({ app: app.name }, 'admin: app restarted');
+      return this.send(res, 200, appJson(app));
+    }
+    throw new AdminError(404, 'not_found', `no such endpoint: ${method} ${url.pathname}`);
+  }
+
+  /** Constant-time comparison of `Authorization: Bearer <token>` with the configured token. */
+  private authorize(req: IncomingMessage): void {
+    const token = this.gateway.currentConfig.admin.token;
+    if (token === null) return;
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+    const given = match?.[1] ?? '';
+    // Hashing first gives equal lengths, so timingSafeEqual leaks nothing about the token's length either.
+    if (!match || !timingSafeEqual(digest(given), digest(token))) {
+      throw new AdminError(401, 'unauthorized', 'missing or wrong token: send Authorization: Bearer <token>', {
+        'www-authenticate': 'Bearer realm="nano-gateway"',
+      });
+    }
+  }
+
+  private send(res: ServerResponse, status: number, value: unknown): void {
+    const body = `${JSON.stringify(value)}\n`;
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    let error: AdminError;
+    if (err instanceof AdminError) error = err;
+    else if (err instanceof GatewayOpError) error = new AdminError(OP_ERROR_STATUS[err.kind], err.kind, err.message);
+    else {
+      this.log.error({ err }, 'admin request failed');
+      error = new AdminError(500, 'internal', (err as Error)?.message ?? 'internal error');
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = `${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`;
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      ...error.headers,
+    };
+    // An oversized body is not read to its end: close the connection rather than drain it.
+    if (error.status === 413) headers.connection = 'close';
+    res.writeHead(error.status, headers);
+    res.end(body);
+  }
+}
+
+function allow(method: string, methods: readonly string[]): void {
+  if (!methods.includes(method)) {
+    throw new AdminError(405, 'method_not_allowed', `${method} is not allowed here; use ${methods.join(' or ')}`, { allow: methods.join(', ') });
+  }
+}
+
+/** Reads a request body of at most MAX_BODY_BYTES. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function tooLarge(): AdminError {
+  return new AdminError(413, 'payload_too_large', `request body over ${MAX_BODY_BYTES} bytes`);
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const body = await readBody(req);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new AdminError(400, 'invalid_json', `request body is not JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,26 @@
+/** Why an operation on the running gateway (admin API, CLI) was refused or failed. */
+export type GatewayOpErrorKind =
+  /** No such app. */
+  | 'not_found'
+  /** The request is not a valid app or change. */
+  | 'invalid'
+  /** The name or a host is taken, or the change would leave no app / remove the default. */
+  | 'conflict'
+  /** The app's new children did not become ready; nothing was kept. */
+  | 'not_ready'
+  /** The config file on disk is invalid, so it cannot be edited safely. */
+  | 'config_error'
+  /** The config file could not be written. */
+  | 'io_error';
+
+export class GatewayOpError extends Error {
+  override readonly name = 'GatewayOpError';
+  constructor(
+    readonly kind: GatewayOpErrorKind,
+    message: string,
+    /** The app the error is about, when there is one. */
+    readonly app?: string,
+  ) {
+    super(message);
+  }
+}
