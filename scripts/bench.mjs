@@ -1,21 +1,24 @@
 #!/usr/bin/env node
-// npm run bench [-- --duration 8 --warmup 2 --connections 50]
+// npm run bench [-- --duration 8 --warmup 2 --connections 50 --only main,latency,...]
 //
-// Measures requests/s and latency through the gateway beside a reference
-// measured in the same run (direct to the app), on loopback. Uses wrk when
-// installed, else autocannon (a devDependency), and says which. On a machine
-// with 2+ cores the load generator runs alone on CPU 1 and the app and proxy
-// share CPU 0, so the proxy's CPU cost shows.
+// Measures the gateway beside references measured in the same run, on
+// loopback, against the same trivial upstream app: direct to the app, nginx
+// (1 worker, upstream keep-alive) when installed, the engines alone in
+// minimal proxies, and a raw TCP pipe. With 2+ cores and taskset, the load
+// generator runs alone on CPU 1 and every server (app, proxy) on CPU 0, so a
+// proxy's CPU cost shows. Prints tables and writes the raw figures as JSON
+// into bench/ (git-ignored). Not a test: nothing here asserts timings.
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const HELLO = path.join(ROOT, 'scripts', 'bench', 'hello.mjs');
-const REPORT_LUA = path.join(ROOT, 'scripts', 'bench', 'report.lua');
+const BENCH = path.join(ROOT, 'scripts', 'bench');
+const HELLO = path.join(BENCH, 'hello.mjs');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const HOST = 'bench.test';
 
@@ -24,28 +27,50 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
+    apps: { type: 'string', default: '200' },
+    'startup-apps': { type: 'string', default: '50' },
+    rate: { type: 'string', default: '5000' },
+    'rate-seconds': { type: 'string', default: '10' },
+    only: { type: 'string' },
+    match: { type: 'string' },
     out: { type: 'string', default: path.join(ROOT, 'bench') },
   },
 });
 const DURATION = Number(opts.duration);
 const WARMUP = Number(opts.warmup);
 const CONNECTIONS = Number(opts.connections);
+const MANY_APPS = Number(opts.apps);
+const STARTUP_APPS = Number(opts['startup-apps']);
+const RATE = Number(opts.rate);
+const RATE_SECONDS = Number(opts['rate-seconds']);
+const SECTIONS = new Set((opts.only ?? 'main,latency,big,apps,reload,startup').split(','));
+/** Main rows whose name matches this run; the others are skipped (for quick comparisons). */
+const MATCH = new RegExp(opts.match ?? '.', 'i');
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const PIN = os.availableParallelism() >= 2 && has('taskset');
 const LOADGEN = has('wrk') ? 'wrk' : 'autocannon';
+const NGINX = ['nginx', '/usr/sbin/nginx'].find((c) => has(c)) ?? null;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
-/** Spawns a server process pinned to CPU 0 (with its children) when pinning is possible. */
-function spawnServer(args, env = {}) {
-  const [cmd, argv] = PIN ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
-  return spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+const cleanups = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- processes ------------------------------------------------------------
+
+/** Spawns a process pinned to `cpu` when pinning is possible; its children inherit the pinning. */
+function spawnPinned(cpu, cmd, args, options = {}) {
+  const [c, a] = PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+  const proc = spawn(c, a, { stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  proc.stderrText = '';
+  proc.stderr.setEncoding('utf8').on('data', (d) => (proc.stderrText += d));
+  return proc;
 }
 
-function waitForLine(proc, pattern, timeoutMs = 15_000) {
+function waitForLine(proc, pattern, timeoutMs = 20_000) {
   return new Promise((resolve, reject) => {
     let buffer = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got: ${buffer.slice(-2000)}`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${buffer.slice(-500)} ${proc.stderrText}`)), timeoutMs);
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk) => {
       buffer += chunk;
@@ -55,178 +80,413 @@ function waitForLine(proc, pattern, timeoutMs = 15_000) {
         resolve(m);
       }
     });
-    proc.once('exit', (code) => reject(new Error(`process exited (${code}) before ${pattern}: ${buffer.slice(-2000)}`)));
-  });
-}
-
-async function startHello() {
-  const proc = spawnServer([HELLO], { PORT: '0' });
-  const m = await waitForLine(proc, /listening (\d+)/);
-  return { proc, port: Number(m[1]), pid: proc.pid, stop: () => proc.kill('SIGTERM') };
-}
-
-async function startGateway(dir, extraGateway = '') {
-  const config = `[gateway]
-listen = "127.0.0.1:0"
-${extraGateway}
-
-[admin]
-listen = false
-
-[apps.bench]
-hosts = ["${HOST}"]
-entry = ${JSON.stringify(HELLO)}
-health_path = "/health"
-`;
-  const file = path.join(dir, 'nano.toml');
-  writeFileSync(file, config);
-  const proc = spawnServer([CLI, 'start', '-c', file, '--json', '--log-level', 'warn']);
-  // At warn level the listen line is not logged; find the port from /proc instead.
-  proc.stdout.resume();
-  const port = await findListeningPort(proc.pid);
-  await waitUntilRoutable(port);
-  return { proc, port, pid: proc.pid, stop: () => proc.kill('SIGTERM') };
-}
-
-/** The TCP port a process listens on, read from /proc (the gateway picks port 0). */
-async function findListeningPort(pid, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const inodes = new Set();
-    try {
-      for (const fd of (await import('node:fs')).readdirSync(`/proc/${pid}/fd`)) {
-        try {
-          const link = (await import('node:fs')).readlinkSync(`/proc/${pid}/fd/${fd}`);
-          const m = /^socket:\[(\d+)\]$/.exec(link);
-          if (m) inodes.add(m[1]);
-        } catch {}
-      }
-      for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-        for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-          const f = line.trim().split(/\s+/);
-          if (f.length > 9 && f[3] === '0A' && inodes.has(f[9])) return parseInt(f[1].split(':')[1], 16);
-        }
-      }
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`process ${pid} is not listening`);
-}
-
-async function waitUntilRoutable(port, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { host: HOST } });
-      if (res.ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the gateway did not route to the bench app in time');
-}
-
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-function rssBytes(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
-
-function runWrk(port, seconds) {
-  const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', REPORT_LUA, '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`];
-  const [cmd, argv] = PIN ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args];
-  return new Promise((resolve, reject) => {
-    execFile(cmd, argv, { maxBuffer: 1 << 20 }, (err, stdout) => {
-      if (err) return reject(err);
-      const line = stdout.trim().split('\n').pop();
-      const r = JSON.parse(line);
-      resolve({
-        requests: r.requests,
-        rps: r.requests / (r.duration_us / 1e6),
-        p50Ms: r.p50_us / 1000,
-        p99Ms: r.p99_us / 1000,
-        errors: r.errors,
-        non2xx: r.non2xx,
-      });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`process exited (${code}) before ${pattern}: ${buffer.slice(-500)} ${proc.stderrText}`));
     });
   });
 }
 
-async function runAutocannon(port, seconds) {
-  const { default: autocannon } = await import('autocannon');
-  const r = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration: seconds, headers: { host: HOST } });
-  return {
-    requests: r.requests.total,
-    rps: r.requests.total / seconds,
-    p50Ms: r.latency.p50,
-    p99Ms: r.latency.p99,
-    errors: r.errors + r.timeouts,
-    non2xx: r.non2xx,
+function stopper(proc) {
+  const stop = () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    return new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)));
   };
+  cleanups.push(stop);
+  return stop;
 }
 
-const runLoad = (port, seconds) => (LOADGEN === 'wrk' ? runWrk(port, seconds) : runAutocannon(port, seconds));
+async function startHello() {
+  const proc = spawnPinned(0, process.execPath, [HELLO], { env: { PORT: '0' } });
+  const m = await waitForLine(proc, /listening (\d+)/);
+  return { port: Number(m[1]), pids: () => [proc.pid], stop: stopper(proc) };
+}
 
-/** Warm up, then measure one row; `proxyPid` is the process whose CPU and RSS are reported. */
-async function measure(name, port, proxyPid) {
-  if (WARMUP > 0) await runLoad(port, WARMUP);
-  const before = proxyPid ? cpuTicks(proxyPid) : 0;
-  const result = await runLoad(port, DURATION);
-  const ticks = proxyPid ? cpuTicks(proxyPid) - before : 0;
-  return {
+async function startMinimalProxy(kind, upstreamPort) {
+  const proc = spawnPinned(0, process.execPath, [path.join(BENCH, 'proxies.mjs'), kind, String(upstreamPort)]);
+  const m = await waitForLine(proc, /listening (\d+)/);
+  return { port: Number(m[1]), pids: () => [proc.pid], stop: stopper(proc) };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startNginx(dir, upstreamPort) {
+  const port = await freePort();
+  const prefix = path.join(dir, 'nginx');
+  mkdirSync(path.join(prefix, 'logs'), { recursive: true });
+  const conf = path.join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering on;
+    }
+  }
+}
+`,
+  );
+  const proc = spawnPinned(0, NGINX, ['-p', prefix, '-c', conf, '-g', 'daemon off;']);
+  proc.stdout.resume();
+  await waitForPort(port);
+  const pids = () => [proc.pid, ...childPids(proc.pid)];
+  return { port, pids, stop: stopper(proc) };
+}
+
+function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function waitForPort(port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+function gatewayConfig(apps, { accessLog = true, version = '1' } = {}) {
+  let text = `[gateway]\nlisten = "127.0.0.1:0"\naccess_log = ${accessLog}\n\n[admin]\nlisten = false\n`;
+  for (let i = 0; i < apps; i++) {
+    const host = apps === 1 ? HOST : `app${i}.${HOST}`;
+    text += `\n[apps.app${i}]\nhosts = ["${host}"]\nentry = ${JSON.stringify(HELLO)}\nenv = { VERSION = "${version}" }\n`;
+  }
+  return text;
+}
+
+/** Starts the gateway with `apps` hello apps; its log goes to a file, as it would in production. */
+async function startGateway(dir, apps, options = {}) {
+  const name = `gw-${apps}-${options.accessLog === false ? 'nolog' : 'log'}-${Date.now()}`;
+  const configFile = path.join(dir, `${name}.toml`);
+  const logFile = path.join(dir, `${name}.log`);
+  writeFileSync(configFile, gatewayConfig(apps, options));
+  const fd = openSync(logFile, 'w');
+  const started = performance.now();
+  const proc = spawnPinned(0, process.execPath, [CLI, 'start', '-c', configFile, '--json'], { stdout: fd });
+  closeSync(fd);
+  const stop = stopper(proc);
+  const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  let port = 0;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const text = log();
+    const m = /"address":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(text);
+    if (m) port = Number(m[1]);
+    const ready = (text.match(/"msg":"instance ready"/g) ?? []).length;
+    if (port && ready >= apps) break;
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start: ${text.slice(-1000)} ${proc.stderrText}`);
+    await sleep(20);
+  }
+  return { port, pids: () => [proc.pid], stop, configFile, logFile, readyMs: performance.now() - started, log };
+}
+
+function cpuTicks(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited
+    }
+  }
+  return ticks;
+}
+
+function rssBytes(pids) {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      total += m ? Number(m[1]) * 1024 : 0;
+    } catch {
+      // exited
+    }
+  }
+  return total;
+}
+
+// ---- load -----------------------------------------------------------------
+
+function runJson(cmd, args, env = {}) {
+  const [c, a] = PIN ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args];
+  return new Promise((resolve, reject) => {
+    execFile(c, a, { env: { ...process.env, ...env }, maxBuffer: 1 << 22 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${cmd} failed: ${err.message} ${stderr}`));
+      const line = stdout.trim().split('\n').pop();
+      try {
+        resolve(JSON.parse(line));
+      } catch {
+        reject(new Error(`${cmd} printed no result: ${stdout} ${stderr}`));
+      }
+    });
+  });
+}
+
+/** Closed-loop keep-alive load: `hosts` rotate per request when more than one is given. */
+async function runLoad({ port, path: urlPath = '/', hosts = [HOST], seconds, rotate = hosts.length > 1 }) {
+  const url = `http://127.0.0.1:${port}${urlPath}`;
+  let r;
+  if (LOADGEN === 'wrk') {
+    const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', path.join(BENCH, 'report.lua')];
+    if (!rotate) args.push('-H', `Host: ${hosts[0]}`);
+    r = await runJson('wrk', [...args, url], { BENCH_HOSTS: rotate ? hosts.join(',') : '', BENCH_PATH: urlPath });
+  } else {
+    r = await runJson(process.execPath, [path.join(BENCH, 'autocannon-run.mjs'), url, String(CONNECTIONS), String(seconds), hosts.join(',')]);
+  }
+  const secs = r.duration_us / 1e6;
+  return { requests: r.requests, rps: r.requests / secs, mbps: r.bytes / secs / 2 ** 20, p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000, errors: r.errors, non2xx: r.non2xx };
+}
+
+/** Warm up, then measure; CPU and RSS are of the proxy's processes (`target.pids`). */
+async function measure(name, target, load = {}) {
+  if (WARMUP > 0) await runLoad({ ...load, port: target.port, seconds: WARMUP });
+  const pids = target.proxy ? target.pids() : [];
+  const before = cpuTicks(pids);
+  const result = await runLoad({ ...load, port: target.port, seconds: DURATION });
+  const ticks = cpuTicks(pids) - before;
+  const row = {
     name,
     ...result,
-    proxyCpuUsPerReq: proxyPid && result.requests ? (ticks / CLK_TCK) * 1e6 / result.requests : null,
-    proxyRssMb: proxyPid ? rssBytes(proxyPid) / 2 ** 20 : null,
+    proxyCpuUsPerReq: target.proxy && result.requests ? ((ticks / CLK_TCK) * 1e6) / result.requests : null,
+    proxyRssMb: target.proxy ? rssBytes(pids) / 2 ** 20 : null,
   };
+  process.stdout.write(`  ${name}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms.toFixed(2)} ms\n`);
+  return row;
+}
+
+// ---- sections ---------------------------------------------------------------
+
+async function mainRows(dir, hello, results) {
+  const rows = [];
+  const wanted = (name) => MATCH.test(name);
+  rows.push(await measure('direct (no proxy)', { ...hello, proxy: false }));
+  if (NGINX && wanted('nginx')) {
+    const nginx = await startNginx(dir, hello.port);
+    rows.push(await measure('nginx, 1 worker, upstream keepalive', { ...nginx, proxy: true }));
+    await nginx.stop();
+  }
+  for (const [label, accessLog] of [
+    ['nano-gateway (as shipped, access log on)', true],
+    ['nano-gateway (access log off)', false],
+  ]) {
+    if (!wanted(label)) continue;
+    const gw = await startGateway(dir, 1, { accessLog });
+    rows.push(await measure(label, { ...gw, proxy: true }));
+    await gw.stop();
+  }
+  for (const [label, kind] of [
+    ['minimal undici Pool.dispatch proxy', 'undici-dispatch'],
+    ['minimal undici Pool.stream proxy', 'undici-stream'],
+    ['minimal http-proxy-3 + keep-alive agent', 'http-proxy-3'],
+    ['Node raw TCP pipe (no HTTP parsing)', 'tcp-pipe'],
+  ]) {
+    if (!wanted(label)) continue;
+    const proxy = await startMinimalProxy(kind, hello.port);
+    rows.push(await measure(label, { ...proxy, proxy: true }));
+    await proxy.stop();
+  }
+  results.main = rows;
+}
+
+async function latencyRows(dir, hello, results) {
+  const fixed = (port) => runJson(process.execPath, [path.join(BENCH, 'fixed-rate.mjs'), `http://127.0.0.1:${port}/`, HOST, String(RATE), String(RATE_SECONDS)]);
+  const direct = await fixed(hello.port);
+  const gw = await startGateway(dir, 1, { accessLog: true });
+  await fixed(gw.port).catch(() => undefined); // warm-up
+  const through = await fixed(gw.port);
+  await gw.stop();
+  results.latency = {
+    rate: RATE,
+    seconds: RATE_SECONDS,
+    direct,
+    gateway: through,
+    addedP50Ms: (through.p50_us - direct.p50_us) / 1000,
+    addedP99Ms: (through.p99_us - direct.p99_us) / 1000,
+  };
+  process.stdout.write(`  added latency at ${RATE} req/s: p50 ${results.latency.addedP50Ms.toFixed(3)} ms, p99 ${results.latency.addedP99Ms.toFixed(3)} ms\n`);
+}
+
+async function bigRows(dir, hello, results) {
+  const load = { path: '/1m' };
+  const rows = [await measure('1 MiB responses, direct', { ...hello, proxy: false }, load)];
+  if (NGINX) {
+    const nginx = await startNginx(dir, hello.port);
+    rows.push(await measure('1 MiB responses, nginx', { ...nginx, proxy: true }, load));
+    await nginx.stop();
+  }
+  const gw = await startGateway(dir, 1, { accessLog: true });
+  rows.push(await measure('1 MiB responses, nano-gateway', { ...gw, proxy: true }, load));
+  await gw.stop();
+  results.big = rows;
+}
+
+async function manyAppRows(dir, results) {
+  const one = await startGateway(dir, 1, { accessLog: true });
+  const single = await measure('nano-gateway, 1 app (Host rotation script)', { ...one, proxy: true }, { hosts: [HOST], rotate: true });
+  await one.stop();
+  const many = await startGateway(dir, MANY_APPS, { accessLog: true });
+  const hosts = Array.from({ length: MANY_APPS }, (_, i) => `app${i}.${HOST}`);
+  const spread = await measure(`nano-gateway, ${MANY_APPS} apps, requests spread over all hosts`, { ...many, proxy: true }, { hosts });
+  await many.stop();
+  results.apps = { single, many: spread, ratio: spread.rps / single.rps };
+}
+
+async function reloadRows(dir, results) {
+  const gw = await startGateway(dir, 1, { accessLog: true });
+  const steady = await measure('nano-gateway, steady', { ...gw, proxy: true });
+  let version = 1;
+  let stop = false;
+  const reloader = (async () => {
+    while (!stop) {
+      await sleep(1000);
+      if (stop) break;
+      writeFileSync(gw.configFile, gatewayConfig(1, { accessLog: true, version: String(++version) }));
+    }
+  })();
+  const before = (gw.log().match(/reload finished/g) ?? []).length;
+  const during = await runLoad({ port: gw.port, seconds: DURATION });
+  stop = true;
+  await reloader;
+  await sleep(1500);
+  const reloads = (gw.log().match(/reload finished/g) ?? []).length - before;
+  await gw.stop();
+  const row = { name: `nano-gateway, config reloaded every second (${reloads} reloads)`, ...during, proxyCpuUsPerReq: null, proxyRssMb: null };
+  process.stdout.write(`  ${row.name}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms.toFixed(2)} ms, errors ${row.errors}, non-2xx ${row.non2xx}\n`);
+  results.reload = { steady, during: row, reloads, p99Ratio: row.p99Ms / steady.p99Ms };
+}
+
+async function startupRows(dir, results) {
+  const gw = await startGateway(dir, STARTUP_APPS, { accessLog: true });
+  await gw.stop();
+  results.startup = { apps: STARTUP_APPS, allReadyMs: gw.readyMs };
+  process.stdout.write(`  ${STARTUP_APPS} apps ready after ${(gw.readyMs / 1000).toFixed(2)} s\n`);
+}
+
+// ---- report ---------------------------------------------------------------
+
+function printTables(results) {
+  const fmt = (n, d = 2) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+  if (results.main) {
+    const byName = (re) => results.main.find((r) => re.test(r.name));
+    const direct = byName(/^direct/);
+    const nginx = byName(/^nginx/);
+    const dispatch = byName(/Pool\.dispatch/);
+    console.log('\nThroughput, keep-alive, %d connections, %d s per row:', CONNECTIONS, DURATION);
+    console.table(
+      results.main.map((r) => ({
+        row: r.name,
+        'req/s': Math.round(r.rps),
+        'p50 ms': fmt(r.p50Ms),
+        'p99 ms': fmt(r.p99Ms),
+        errors: r.errors,
+        'non-2xx': r.non2xx,
+        '× direct': fmt(r.rps / direct.rps),
+        '× nginx': nginx ? fmt(r.rps / nginx.rps) : '-',
+        '× undici-dispatch': dispatch ? fmt(r.rps / dispatch.rps) : '-',
+        'proxy CPU µs/req': fmt(r.proxyCpuUsPerReq, 1),
+        'proxy RSS MB': fmt(r.proxyRssMb, 0),
+      })),
+    );
+  }
+  const extra = [];
+  if (results.latency) {
+    const l = results.latency;
+    extra.push({ measure: `added latency at ${l.rate} req/s, p50 (gateway ${fmt(l.gateway.p50_us / 1000, 3)} − direct ${fmt(l.direct.p50_us / 1000, 3)} ms)`, value: `${fmt(l.addedP50Ms, 3)} ms` });
+    extra.push({ measure: `added latency at ${l.rate} req/s, p99 (gateway ${fmt(l.gateway.p99_us / 1000, 3)} − direct ${fmt(l.direct.p99_us / 1000, 3)} ms)`, value: `${fmt(l.addedP99Ms, 3)} ms` });
+  }
+  if (results.big) {
+    const nginx = results.big.find((r) => /nginx/.test(r.name));
+    for (const r of results.big) extra.push({ measure: r.name, value: `${fmt(r.mbps, 0)} MB/s${nginx ? ` (× nginx ${fmt(r.mbps / nginx.mbps)})` : ''}` });
+  }
+  if (results.apps) {
+    extra.push({ measure: results.apps.single.name, value: `${Math.round(results.apps.single.rps)} req/s` });
+    extra.push({ measure: results.apps.many.name, value: `${Math.round(results.apps.many.rps)} req/s (× 1 app ${fmt(results.apps.ratio)})` });
+  }
+  if (results.reload) {
+    const r = results.reload;
+    extra.push({ measure: 'steady: p99, errors', value: `${fmt(r.steady.p99Ms)} ms, ${r.steady.errors} errors, ${r.steady.non2xx} non-2xx` });
+    extra.push({ measure: r.during.name + ': p99, errors', value: `${fmt(r.during.p99Ms)} ms (× steady ${fmt(r.p99Ratio)}), ${r.during.errors} errors, ${r.during.non2xx} non-2xx` });
+  }
+  if (results.startup) extra.push({ measure: `start to all ${results.startup.apps} apps ready`, value: `${fmt(results.startup.allReadyMs / 1000)} s` });
+  if (extra.length) {
+    console.log('\nMore figures:');
+    console.table(extra);
+  }
 }
 
 async function main() {
-  console.log(`load generator: ${LOADGEN}${LOADGEN === 'autocannon' ? ' (wrk not installed: apt-get install wrk for steadier figures)' : ''}`);
+  console.log(`load generator: ${LOADGEN === 'wrk' ? 'wrk' : 'autocannon (wrk is not installed: apt-get install wrk for steadier figures)'}`);
+  console.log(`nginx: ${NGINX ? NGINX : 'not installed, nginx rows skipped (apt-get install nginx)'}`);
   console.log(`pinning: ${PIN ? 'load generator on CPU 1, app and proxy on CPU 0' : 'off (needs 2 cores and taskset)'}`);
-  console.log(`settings: ${CONNECTIONS} connections, keep-alive, ${WARMUP} s warm-up, ${DURATION} s per row\n`);
+  console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.version}`);
+  console.log(`settings: keep-alive, ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${DURATION} s per row\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nano-bench-'));
-  const rows = [];
+  const results = {};
   const hello = await startHello();
   try {
-    rows.push(await measure('direct (no proxy)', hello.port, null));
-    const gw = await startGateway(dir);
-    try {
-      rows.push(await measure('nano-gateway', gw.port, gw.pid));
-    } finally {
-      gw.stop();
-    }
+    if (SECTIONS.has('main')) await mainRows(dir, hello, results);
+    if (SECTIONS.has('latency')) await latencyRows(dir, hello, results);
+    if (SECTIONS.has('big')) await bigRows(dir, hello, results);
+    if (SECTIONS.has('apps')) await manyAppRows(dir, results);
+    if (SECTIONS.has('reload')) await reloadRows(dir, results);
+    if (SECTIONS.has('startup')) await startupRows(dir, results);
   } finally {
-    hello.stop();
+    await Promise.all(cleanups.map((stop) => stop()));
     rmSync(dir, { recursive: true, force: true });
   }
-  const direct = rows[0];
-  const table = rows.map((r) => ({
-    row: r.name,
-    'req/s': Math.round(r.rps),
-    'p50 ms': r.p50Ms.toFixed(2),
-    'p99 ms': r.p99Ms.toFixed(2),
-    errors: r.errors,
-    non2xx: r.non2xx,
-    'x direct': (r.rps / direct.rps).toFixed(2),
-    'proxy CPU µs/req': r.proxyCpuUsPerReq === null ? '-' : r.proxyCpuUsPerReq.toFixed(1),
-    'proxy RSS MB': r.proxyRssMb === null ? '-' : r.proxyRssMb.toFixed(0),
-  }));
-  console.table(table);
+  printTables(results);
   mkdirSync(opts.out, { recursive: true });
   const file = path.join(opts.out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadgen: LOADGEN, pinned: PIN, duration: DURATION, connections: CONNECTIONS, rows }, null, 2),
-  );
-  console.log(`raw figures: ${path.relative(process.cwd(), file)}`);
+  const machine = { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadgen: LOADGEN, nginx: NGINX, pinned: PIN };
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, WARMUP, CONNECTIONS, MANY_APPS, STARTUP_APPS, RATE, RATE_SECONDS }, results }, null, 2));
+  console.log(`\nraw figures: ${path.relative(process.cwd(), file)}`);
 }
 
-main().catch((err) => {
+process.on('SIGINT', async () => {
+  await Promise.all(cleanups.map((stop) => stop()));
+  process.exit(130);
+});
+
+main().catch(async (err) => {
   console.error(`bench: ${err.message}`);
+  await Promise.all(cleanups.map((stop) => stop()));
   process.exitCode = 1;
 });

@@ -32,7 +32,6 @@ export interface GatewayOptions {
   /** `--listen` on the command line wins over `[gateway] listen`. */
   listen?: ListenAddress;
   engine?: EngineFactory;
-  accessLog?: boolean;
   /** Reload when the config file changes (default true). */
   watch?: boolean;
 }
@@ -113,7 +112,6 @@ export class Gateway {
       settings: options.config.gateway,
       stats: this.stats,
       ...(options.engine ? { engine: options.engine } : {}),
-      accessLog: options.accessLog ?? true,
     });
     this.supervisorContext = {
       logger: options.logger,

@@ -19,11 +19,20 @@ export interface GatewayLogger {
   flush(): void;
 }
 
+/** Lines are written in batches of this many bytes ... */
+const BATCH_BYTES = 4096;
+/** ... or after this long, whichever comes first. */
+const FLUSH_INTERVAL_MS = 250;
+
 /**
- * JSON lines go through an asynchronous destination so that the access log
- * costs the request path a buffer append, not a write(2). `pid` and
- * `hostname` are left out of the base: child output lines carry the child's
- * own `pid`, and one process per host makes the hostname noise.
+ * JSON lines are appended to a buffer and written in 4 KiB batches, so that
+ * the access log costs the request path a buffer append, not a write(2).
+ * Measured (README, Performance): sonic-boom's asynchronous mode does one
+ * thread-pool write per event-loop turn, which cost ~3x the throughput of a
+ * gateway sharing a core with its apps; batched synchronous writes cost as
+ * much as no writes at all. `pid` and `hostname` are left out of the base:
+ * child output lines carry the child's own `pid`, and one process per host
+ * makes the hostname noise.
  */
 export function createLogger(options: LogOptions = {}): GatewayLogger {
   const level = options.level ?? 'info';
@@ -39,16 +48,16 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
     });
     return { logger: pino({ level, base: undefined }, stream), flush: () => {} };
   }
-  const destination = pino.destination({ fd, sync: false });
+  const destination = pino.destination({ fd, sync: true, minLength: BATCH_BYTES });
   const logger = pino({ level, base: undefined }, destination);
-  return {
-    logger,
-    flush: () => {
-      try {
-        destination.flushSync();
-      } catch {
-        // Not ready yet or already closed: nothing buffered that can still be written.
-      }
-    },
+  const flush = (): void => {
+    try {
+      destination.flushSync();
+    } catch {
+      // Already closed, or nothing can be written: there is nobody left to tell.
+    }
   };
+  // Lines wait at most this long in the batch when traffic is light.
+  setInterval(flush, FLUSH_INTERVAL_MS).unref();
+  return { logger, flush };
 }

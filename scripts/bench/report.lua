@@ -1,4 +1,17 @@
--- wrk reporter: one JSON line with throughput, latency percentiles (µs) and errors.
+-- wrk script: optional Host rotation over BENCH_HOSTS (comma-separated), and
+-- one JSON line at the end with throughput, latency percentiles (µs) and errors.
+local hosts = {}
+local path = os.getenv("BENCH_PATH") or "/"
+for h in string.gmatch(os.getenv("BENCH_HOSTS") or "", "[^,]+") do hosts[#hosts + 1] = h end
+
+if #hosts > 0 then
+  local i = 0
+  request = function()
+    i = i % #hosts + 1
+    return wrk.format("GET", path, { Host = hosts[i] })
+  end
+end
+
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format(

@@ -32,6 +32,7 @@ const GATEWAY_KEYS = new Set([
   'upstream_timeout_ms',
   'queue_timeout_ms',
   'trusted_proxies',
+  'access_log',
 ]);
 const ADMIN_KEYS = new Set(['listen', 'token']);
 /** The keys of an app table, in the order the contract lists them. */
@@ -197,9 +198,16 @@ function validateGateway(v: Validator, raw: unknown): { settings: GatewaySetting
     if (typeof parsed === 'string') v.fail([...at, 'trusted_proxies'], parsed);
   }
 
+  let accessLog = true;
+  if (table.access_log !== undefined) {
+    if (typeof table.access_log === 'boolean') accessLog = table.access_log;
+    else v.fail([...at, 'access_log'], `expected true or false, got ${describe(table.access_log)}`);
+  }
+
   return {
     settings: {
       listen,
+      accessLog,
       drainTimeoutMs: v.wholeNumber(table, 'drain_timeout_ms', at, DEFAULTS.drainTimeoutMs, 0),
       upstreamTimeoutMs: v.wholeNumber(table, 'upstream_timeout_ms', at, DEFAULTS.upstreamTimeoutMs, 1),
       queueTimeoutMs: v.wholeNumber(table, 'queue_timeout_ms', at, DEFAULTS.queueTimeoutMs, 0),

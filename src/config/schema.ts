@@ -12,6 +12,8 @@ export interface GatewaySettings {
   queueTimeoutMs: number;
   /** Addresses and CIDRs whose X-Forwarded-* headers are kept. */
   trustedProxies: string[];
+  /** One log line per request. */
+  accessLog: boolean;
 }
 
 export interface AdminSettings {

@@ -38,6 +38,8 @@ export interface ProxyEngine {
   forward(request: ProxyRequest, timeoutMs: number): void;
   /** Forwards a WebSocket upgrade to `request.upstream` and pipes the sockets. */
   upgrade(request: ProxyRequest, timeoutMs: number): void;
+  /** The client went away before the response was complete: stop the exchange with the child. */
+  cancel(request: ProxyRequest): void;
   /** Closes the pooled connections to a drained child. */
   closeUpstream(upstream: Upstream): void;
   close(): void;

@@ -75,3 +75,62 @@ function isStandardConnectionToken(value: string): boolean {
   const v = value.toLowerCase();
   return v === 'keep-alive' || v === 'close';
 }
+
+/**
+ * The request headers a child receives, as a flat raw array (name, value,
+ * …) built from the client's raw headers in one pass: hop-by-hop headers
+ * (and the headers `Connection` names) are left out, as are
+ * `Transfer-Encoding` (the client library frames the body itself) and
+ * `Expect` (the gateway has answered it); X-Forwarded-* are set as in
+ * `setForwardedHeaders`.
+ */
+export function upstreamRequestHeaders(
+  raw: readonly string[],
+  headers: IncomingHttpHeaders,
+  client: string,
+  host: string | undefined,
+  trusted: boolean,
+): string[] {
+  const out: string[] = [];
+  let connectionTokens: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    // Only these lengths can be a header this function drops: most names need no lower-casing.
+    const len = name.length;
+    if (len === 2 || len === 6 || len === 7 || len === 10 || len === 15 || len === 16 || len === 17) {
+      const lower = name.toLowerCase();
+      if (DROPPED_REQUEST_HEADERS.has(lower)) {
+        if (lower === 'connection') connectionTokens = raw[i + 1];
+        continue;
+      }
+    }
+    out.push(name, raw[i + 1] as string);
+  }
+  if (connectionTokens !== undefined && !isStandardConnectionToken(connectionTokens.trim())) {
+    const named = new Set(connectionTokens.split(',').map((t) => t.trim().toLowerCase()));
+    named.delete('host');
+    for (let i = out.length - 2; i >= 0; i -= 2) if (named.has((out[i] as string).toLowerCase())) out.splice(i, 2);
+  }
+  const incomingFor = headers['x-forwarded-for'];
+  out.push('x-forwarded-for', trusted && incomingFor ? `${incomingFor}, ${client}` : client);
+  const incomingHost = headers['x-forwarded-host'];
+  if (trusted && incomingHost !== undefined) out.push('x-forwarded-host', incomingHost as string);
+  else if (host !== undefined) out.push('x-forwarded-host', host);
+  const incomingProto = headers['x-forwarded-proto'];
+  out.push('x-forwarded-proto', trusted && incomingProto !== undefined ? (incomingProto as string) : 'http');
+  return out;
+}
+
+const DROPPED_REQUEST_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+]);

@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { answerOnSocket } from './answers.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine } from './engine.js';
+import { setForwardedHeaders, stripHopByHopRequestHeaders } from './forwarded.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
 import type { Upstream } from './upstream.js';
 
@@ -25,7 +26,6 @@ interface AttemptState {
 
 interface UpstreamPool {
   agent: http.Agent;
-  target: URL;
 }
 
 /** Idle pooled sockets live at most this long, or less when the child announces `Keep-Alive: timeout=N`. */
@@ -69,13 +69,19 @@ export class HttpProxyEngine implements ProxyEngine {
       bodyConsumed: false,
     };
     request.engineState = state;
-    const pool = this.pool(request.upstream as Upstream);
-    // The gateway already answered `Expect: 100-continue` to the client; the child need not.
-    if (req.headers.expect !== undefined) delete req.headers.expect;
+    const upstream = request.upstream as Upstream;
+    const pool = this.pool(upstream);
+    if (!request.headersPrepared) {
+      request.headersPrepared = true;
+      stripHopByHopRequestHeaders(req.headers);
+      setForwardedHeaders(req.headers, request.client, request.host, request.trusted);
+      // The gateway already answered `Expect: 100-continue` to the client; the child need not.
+      if (req.headers.expect !== undefined) delete req.headers.expect;
+    }
     this.proxy.web(
       req,
       res,
-      { target: pool.target, agent: pool.agent, buffer: state.gate ?? undefined },
+      { target: upstream.url, agent: pool.agent, buffer: state.gate ?? undefined },
       this.onError as never,
     );
   }
@@ -91,8 +97,16 @@ export class HttpProxyEngine implements ProxyEngine {
       bodyConsumed: false,
     };
     request.engineState = state;
-    const target = this.pool(request.upstream as Upstream).target;
+    if (!request.headersPrepared) {
+      request.headersPrepared = true;
+      setForwardedHeaders(req.headers, request.client, request.host, request.trusted);
+    }
+    const target = (request.upstream as Upstream).url;
     this.proxy.ws(req, request.socket as Socket, request.head ?? undefined, { target }, this.onWsError as never);
+  }
+
+  cancel(): void {
+    // http-proxy-3 destroys its outgoing request itself when the client goes away.
   }
 
   closeUpstream(upstream: Upstream): void {
@@ -108,10 +122,7 @@ export class HttpProxyEngine implements ProxyEngine {
   private pool(upstream: Upstream): UpstreamPool {
     let pool = upstream.pool as UpstreamPool | null;
     if (!pool) {
-      pool = {
-        agent: new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets: 256, scheduling: 'lifo' }),
-        target: new URL(upstream.origin),
-      };
+      pool = { agent: new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets: 256, scheduling: 'lifo' }) };
       upstream.pool = pool;
     }
     return pool;

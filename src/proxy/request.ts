@@ -24,8 +24,14 @@ export class ProxyRequest {
   queueTimer: NodeJS.Timeout | null = null;
   /** When it first joined a queue, for its timeout. */
   queuedAt = 0;
-  /** Engine-owned per-request state (the outgoing request, timers). */
+  /** Engine-owned per-attempt state (the outgoing request, timers). */
   engineState: unknown = null;
+  /** The client's address as the child should see it in X-Forwarded-For. */
+  client = '';
+  /** The client is a trusted proxy: its X-Forwarded-* headers are kept. */
+  trusted = false;
+  /** An engine that rewrites `req.headers` in place has done so (retries must not do it twice). */
+  headersPrepared = false;
 
   constructor(
     readonly req: IncomingMessage,

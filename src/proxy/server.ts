@@ -7,8 +7,9 @@ import { RouteTable, type RouteTableData } from '../routing/table.js';
 import { StatsRegistry, type AppStats } from '../stats.js';
 import { answer, answerOnSocket } from './answers.js';
 import type { EngineFactory, EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
-import { clientAddress, setForwardedHeaders, stripHopByHopRequestHeaders, TrustedProxies } from './forwarded.js';
+import { clientAddress, TrustedProxies } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
+import { UndiciEngine } from './undici-engine.js';
 import { IDEMPOTENT_METHODS, ProxyRequest } from './request.js';
 import { AppTarget } from './target.js';
 import { UpstreamRegistry } from './upstream.js';
@@ -17,6 +18,8 @@ export interface ProxySettings {
   upstreamTimeoutMs: number;
   queueTimeoutMs: number;
   trustedProxies: readonly string[];
+  /** One log line per request (default true). */
+  accessLog?: boolean;
 }
 
 export interface ProxyServerOptions {
@@ -24,8 +27,6 @@ export interface ProxyServerOptions {
   settings: ProxySettings;
   /** Defaults to http-proxy-3. */
   engine?: EngineFactory;
-  /** One log line per request; default true. */
-  accessLog?: boolean;
   /** Per-app counters; shared with the supervisors and the admin API. */
   stats?: StatsRegistry;
 }
@@ -58,9 +59,11 @@ export class ProxyServer implements EngineHooks {
   private readonly upstreams = new UpstreamRegistry();
   private readonly stats: StatsRegistry;
   private readonly queues = new Map<string, ProxyRequest[]>();
-  private readonly engine: ProxyEngine;
+  /** @internal */
+  readonly engine: ProxyEngine;
   private readonly log: Logger;
-  private readonly access: Logger | null;
+  private access: Logger | null;
+  private readonly accessLogger: Logger;
   private settings: ProxySettings;
   private trusted: TrustedProxies;
   private closing = false;
@@ -72,18 +75,21 @@ export class ProxyServer implements EngineHooks {
 
   constructor(options: ProxyServerOptions) {
     this.log = options.logger;
-    this.access = options.accessLog === false ? null : options.logger.child({ kind: 'access' });
+    this.accessLogger = options.logger.child({ kind: 'access' });
+    this.access = options.settings.accessLog === false ? null : this.accessLogger;
     this.settings = options.settings;
     this.stats = options.stats ?? new StatsRegistry();
     this.trusted = new TrustedProxies(options.settings.trustedProxies);
-    this.engine = (options.engine ?? ((hooks) => new HttpProxyEngine(hooks)))(this);
+    this.engine = (options.engine ?? defaultEngine())(this);
     this.table = this.compile(EMPTY_TABLE);
 
     // Created once and bound through `this`, so that no closure is made per request.
     const proxy = this;
     this.onClientClose = function (this: TaggedResponse) {
       const request = this[kRequest];
-      if (request) proxy.finish(request, this.headersSent ? this.statusCode : 499);
+      if (!request) return;
+      if (!this.writableFinished && request.upstream) proxy.engine.cancel(request);
+      proxy.finish(request, this.headersSent ? this.statusCode : 499);
     };
     this.onSocketClose = function (this: TaggedSocket) {
       const request = this[kRequest];
@@ -114,6 +120,7 @@ export class ProxyServer implements EngineHooks {
   configure(settings: ProxySettings): void {
     this.settings = settings;
     this.trusted = new TrustedProxies(settings.trustedProxies);
+    this.access = settings.accessLog === false ? null : this.accessLogger;
   }
 
   /** Swaps in a new route table in one assignment, then lets queued requests try again. */
@@ -194,11 +201,11 @@ export class ProxyServer implements EngineHooks {
     if (this.closing) res.shouldKeepAlive = false;
     const request = new ProxyRequest(req, res, target, host, performance.now());
     (res as TaggedResponse)[kRequest] = request;
-    res.once('close', this.onClientClose);
+    // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
+    res.on('close', this.onClientClose);
     this.active++;
-    stripHopByHopRequestHeaders(req.headers);
-    const client = clientAddress(req.socket.remoteAddress);
-    setForwardedHeaders(req.headers, client, host, this.trusted.trusts(client));
+    request.client = clientAddress(req.socket.remoteAddress);
+    request.trusted = this.trusted.trusts(request.client);
     this.dispatch(request);
   }
 
@@ -219,8 +226,8 @@ export class ProxyServer implements EngineHooks {
     (socket as TaggedSocket)[kRequest] = request;
     socket.once('close', this.onSocketClose);
     this.active++;
-    const client = clientAddress(req.socket.remoteAddress);
-    setForwardedHeaders(req.headers, client, host, this.trusted.trusts(client));
+    request.client = clientAddress(req.socket.remoteAddress);
+    request.trusted = this.trusted.trusts(request.client);
     this.dispatch(request);
   }
 
@@ -410,6 +417,16 @@ export class ProxyServer implements EngineHooks {
       (app) => new AppTarget(app.name, app.upstreams.map((u) => this.upstreams.resolve(u)), this.statsFor(app.name)),
     );
   }
+}
+
+/**
+ * undici by default (measured faster: see the README's Performance
+ * section); `NANO_GATEWAY_ENGINE=http-proxy-3` selects the other engine, for
+ * comparisons.
+ */
+function defaultEngine(): EngineFactory {
+  if (process.env.NANO_GATEWAY_ENGINE === 'http-proxy-3') return (hooks) => new HttpProxyEngine(hooks);
+  return (hooks) => new UndiciEngine(hooks);
 }
 
 function onQueueTimeout(proxy: ProxyServer, request: ProxyRequest): void {

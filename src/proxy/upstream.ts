@@ -11,6 +11,8 @@ export class Upstream {
   readonly host: string;
   readonly port: number;
   readonly origin: string;
+  /** Parsed once: engines that want a URL object must not parse one per request. */
+  readonly url: URL;
   inFlight = 0;
   /** Engine-owned connection pool (an http.Agent, an undici Pool, ...). */
   pool: unknown = null;
@@ -21,6 +23,7 @@ export class Upstream {
     this.host = address.host;
     this.port = address.port;
     this.origin = `http://${address.host}:${address.port}`;
+    this.url = new URL(this.origin);
   }
 
   acquire(): void {

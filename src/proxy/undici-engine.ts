@@ -1,0 +1,183 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Pool, type Dispatcher } from 'undici';
+import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type UpstreamFailureKind } from './engine.js';
+import { upstreamRequestHeaders } from './forwarded.js';
+import { HttpProxyEngine } from './http-proxy-engine.js';
+import { hasNoBody, type ProxyRequest } from './request.js';
+import type { Upstream } from './upstream.js';
+
+/**
+ * Pool settings for one child. A child's `Keep-Alive: timeout=N` is honoured
+ * with a one-second margin (undici drops the connection before the child
+ * would); without a hint idle connections live 4 s, like Node's own server.
+ */
+const POOL_OPTIONS: Pool.Options = {
+  keepAliveTimeout: 4_000,
+  keepAliveMaxTimeout: 600_000,
+  keepAliveTimeoutThreshold: 1_000,
+  // Responses may stream for as long as they like once their headers are in.
+  bodyTimeout: 0,
+};
+
+/** Response headers that describe the child's connection to the gateway, not the client's. */
+function isHopByHopResponseHeader(name: string): boolean {
+  const len = name.length;
+  if (len !== 7 && len !== 10 && len !== 16 && len !== 17) return false;
+  const lower = name.toLowerCase();
+  return (
+    lower === 'connection' ||
+    lower === 'keep-alive' ||
+    lower === 'transfer-encoding' ||
+    lower === 'proxy-connection' ||
+    lower === 'trailer' ||
+    lower === 'upgrade'
+  );
+}
+
+/**
+ * One attempt of one request, as an undici dispatch handler (the raw,
+ * callback API: no promises, raw header buffers both ways).
+ */
+class ForwardAttempt implements Dispatcher.DispatchHandler {
+  private abortUpstream: ((reason?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private started = false;
+  done = false;
+
+  constructor(
+    private readonly request: ProxyRequest,
+    private readonly hooks: EngineHooks,
+  ) {}
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.request.closed) abort();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    const res = this.request.res as ServerResponse;
+    if (this.request.closed) return false;
+    // 1xx informational answers (other than 101) are not forwarded; the final one follows.
+    if (statusCode < 200) return true;
+    this.started = true;
+    this.resume = resume;
+    this.hooks.onResponseStart(this.request);
+    const headers: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as Buffer).toString('latin1');
+      if (!isHopByHopResponseHeader(name)) headers.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+    }
+    if (statusText) res.writeHead(statusCode, statusText, headers);
+    else res.writeHead(statusCode, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.request.res as ServerResponse;
+    if (res.write(chunk)) return true;
+    // Backpressure: undici stops reading from the child until the client has taken the data.
+    if (this.resume) res.once('drain', this.resume);
+    return false;
+  }
+
+  onComplete(): void {
+    this.done = true;
+    (this.request.res as ServerResponse).end();
+  }
+
+  onError(error: Error): void {
+    this.done = true;
+    const res = this.request.res as ServerResponse;
+    if (this.request.closed) return;
+    if (this.started || res.headersSent) {
+      // Mid-response: nothing honest to add, cut the client connection.
+      res.destroy(error);
+      return;
+    }
+    this.hooks.onFailure(this.request, {
+      kind: failureKind(error),
+      bodyConsumed: (this.request.req as IncomingMessage).readableDidRead,
+      error,
+    });
+  }
+
+  cancel(): void {
+    if (!this.done && this.abortUpstream) this.abortUpstream();
+  }
+}
+
+function failureKind(error: Error): UpstreamFailureKind {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'refused';
+  return classifyUpstreamError(error as NodeJS.ErrnoException);
+}
+
+/**
+ * undici as the HTTP engine: one keep-alive Pool per child, requests sent
+ * with `Pool.dispatch` and a raw handler. Chosen over http-proxy-3 by
+ * measurement (see the README's Performance section). WebSocket upgrades
+ * stay with http-proxy-3, which handles them well and is off the hot path.
+ */
+export class UndiciEngine implements ProxyEngine {
+  readonly name = 'undici';
+  private readonly websockets: HttpProxyEngine;
+
+  constructor(private readonly hooks: EngineHooks) {
+    this.websockets = new HttpProxyEngine(hooks);
+  }
+
+  forward(request: ProxyRequest, timeoutMs: number): void {
+    const upstream = request.upstream as Upstream;
+    let pool = upstream.pool as Pool | null;
+    if (!pool) {
+      pool = new Pool(upstream.origin, POOL_OPTIONS);
+      upstream.pool = pool;
+    }
+    const req = request.req;
+    const attempt = new ForwardAttempt(request, this.hooks);
+    request.engineState = attempt;
+    let path = req.url ?? '/';
+    // Absolute-form request targets (sent to proxies) become origin-form for the child.
+    if (path.charCodeAt(0) !== 47) path = originForm(path);
+    pool.dispatch(
+      {
+        path,
+        method: req.method ?? 'GET',
+        headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request.client, request.host, request.trusted),
+        body: hasNoBody(req) ? null : req,
+        headersTimeout: timeoutMs,
+        bodyTimeout: 0,
+      },
+      attempt,
+    );
+  }
+
+  upgrade(request: ProxyRequest, timeoutMs: number): void {
+    this.websockets.upgrade(request, timeoutMs);
+  }
+
+  cancel(request: ProxyRequest): void {
+    const attempt = request.engineState;
+    if (attempt instanceof ForwardAttempt) attempt.cancel();
+  }
+
+  closeUpstream(upstream: Upstream): void {
+    const pool = upstream.pool as Pool | null;
+    upstream.pool = null;
+    if (pool) pool.destroy().catch(() => {});
+  }
+
+  close(): void {
+    this.websockets.close();
+  }
+}
+
+function originForm(target: string): string {
+  try {
+    const url = new URL(target);
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return target;
+  }
+}
