@@ -61,6 +61,18 @@ listen = false
 `;
 }
 
+/** Like gatewaySection, but with the admin API on an OS-chosen loopback port; `admin` adds lines to [admin]. */
+export function adminGatewaySection(extra = '', admin = ''): string {
+  return `[gateway]
+listen = "127.0.0.1:0"
+${extra}
+
+[admin]
+listen = "127.0.0.1:0"
+${admin}
+`;
+}
+
 export async function waitFor<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   what: string,
@@ -128,7 +140,16 @@ export class GatewayProcess {
   static async start(options: StartOptions): Promise<GatewayProcess> {
     const dir = tempDir();
     writeFiles(dir, { 'nano.toml': options.config, ...options.files });
+    return GatewayProcess.startIn(dir, options);
+  }
+
+  /**
+   * Starts a gateway on the nano.toml already in `dir` (e.g. one left by a
+   * gateway that has stopped). `cleanup()` removes `dir`.
+   */
+  static async startIn(dir: string, options: Omit<StartOptions, 'config' | 'files'> & { config?: string } = {}): Promise<GatewayProcess> {
     const configFile = path.join(dir, 'nano.toml');
+    const config = options.config ?? readFileSync(configFile, 'utf8');
     const proc = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json', ...(options.args ?? [])], {
       cwd: dir,
       env: { ...process.env, ...options.env },
@@ -138,7 +159,7 @@ export class GatewayProcess {
     try {
       const listening = await gw.waitForLog((l) => l.msg?.startsWith('listening on') === true, 10_000);
       gw.port = Number(new URL(String(listening.address)).port);
-      const ready = options.readyApps ?? Object.fromEntries(appNames(options.config).map((n) => [n, 1]));
+      const ready = options.readyApps ?? Object.fromEntries(appNames(config).map((n) => [n, 1]));
       for (const [app, count] of Object.entries(ready)) {
         await waitFor(() => gw.readyLogs(app).length >= count || undefined, `${app} ready x${count}`, 15_000);
       }
@@ -147,6 +168,12 @@ export class GatewayProcess {
       throw new Error(`${(err as Error).message}\nstderr: ${gw.stderr}\nlogs:\n${gw.logs.map((l) => JSON.stringify(l)).join('\n')}`);
     }
     return gw;
+  }
+
+  /** The admin API's port, from the "admin API listening on" log line (needs `[admin] listen` set). */
+  async adminPort(timeoutMs = 10_000): Promise<number> {
+    const line = await this.waitForLog((l) => l.msg?.startsWith('admin API listening on') === true, timeoutMs);
+    return Number(new URL(String(line.admin)).port);
   }
 
   get running(): boolean {
@@ -394,4 +421,42 @@ export function canConnect(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+export interface AdminReply extends Reply {
+  /** The body parsed as JSON (undefined when it is not JSON). */
+  json: any;
+}
+
+/** One admin API call on 127.0.0.1:port; a `body` that is not a string or Buffer is sent as JSON. */
+export async function adminCall(
+  port: number,
+  method: string,
+  urlPath: string,
+  options: { body?: unknown; token?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<AdminReply> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  let body: string | Buffer | undefined;
+  if (typeof options.body === 'string' || Buffer.isBuffer(options.body)) body = options.body;
+  else if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers['content-type'] = 'application/json';
+  }
+  // Explicit, so that a body is framed whatever the method (Node sends GET/DELETE bodies unframed).
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+  const res = await request(port, {
+    method,
+    path: urlPath,
+    headers,
+    ...(body !== undefined ? { body } : {}),
+    timeoutMs: options.timeoutMs ?? 30_000,
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(res.body);
+  } catch {
+    json = undefined;
+  }
+  return { ...res, json };
 }
