@@ -29,6 +29,8 @@ export type ReloadTrigger = 'file' | 'signal' | 'admin';
 export interface GatewayOptions {
   config: GatewayConfig;
   logger: Logger;
+  /** For high-volume lines (access log, children's output); defaults to `logger`. */
+  bulkLogger?: Logger;
   /** `--listen` on the command line wins over `[gateway] listen`. */
   listen?: ListenAddress;
   engine?: EngineFactory;
@@ -82,6 +84,15 @@ export class Gateway {
   private readonly supervisors = new Map<string, AppSupervisor>();
   /** Every supervisor with children: serving, being added, or draining after removal. */
   private readonly allSupervisors = new Set<AppSupervisor>();
+  /**
+   * Apps in the file that are not running because their start failed (an
+   * add by reload whose children never became ready, or one held back by a
+   * host clash). They are not routed; the admin API shows them as `failed`,
+   * and the next reload or `restart` tries them again.
+   */
+  private readonly failedApps = new Map<string, { config: AppConfig; error: string }>();
+  /** App names in the file's order (running and failed), for the admin API's listing. */
+  private fileOrder: string[];
   private readonly supervisorContext: SupervisorContext;
   private readonly listenAddress: ListenAddress;
   private readonly ops = new OperationQueue();
@@ -104,17 +115,20 @@ export class Gateway {
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
+    this.fileOrder = options.config.apps.map((a) => a.name);
     this.log = options.logger;
     this.listenAddress = options.listen ?? options.config.gateway.listen;
     this.watchFile = options.watch ?? true;
     this.proxy = new ProxyServer({
       logger: options.logger,
+      accessLogger: (options.bulkLogger ?? options.logger).child({ kind: 'access' }),
       settings: options.config.gateway,
       stats: this.stats,
       ...(options.engine ? { engine: options.engine } : {}),
     });
     this.supervisorContext = {
       logger: options.logger,
+      outputLogger: options.bulkLogger ?? options.logger,
       ports: this.ports,
       onServingChange: () => this.publish(),
       drainUpstream: (id, timeoutMs) => this.proxy.drainUpstream(id, timeoutMs),
@@ -182,25 +196,11 @@ export class Gateway {
    */
   addApp(name: unknown, keys: Record<string, unknown>): Promise<AppStatus> {
     return this.ops.run(async () => {
-      const text = await this.syncWithFile();
+      let text = await this.syncWithFile();
       if (typeof name !== 'string' || !APP_NAME_PATTERN.test(name)) {
         throw new GatewayOpError('invalid', 'name: expected 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
       }
-      if (this.config.apps.some((a) => a.name === name) || locateKeys(text).lines.has(`apps.${name}`)) {
-        throw new GatewayOpError('conflict', `an app named "${name}" already exists`, name);
-      }
-      this.assertHostsFree(name, keys.hosts);
-      let newText: string;
-      let next: GatewayConfig;
-      try {
-        newText = appendAppTable(text, name, keys);
-        next = parseConfig(newText, this.config.file, { displayFile: this.config.displayFile });
-      } catch (err) {
-        if (err instanceof ConfigEditError) throw new GatewayOpError('invalid', `${err.key ?? `apps.${name}`}: ${err.message}`, name);
-        if (err instanceof ConfigError) throw configErrorAsOpError(err, name);
-        throw err;
-      }
-      const app = next.apps.find((a) => a.name === name) as AppConfig;
+      let { newText, app } = this.withAddedApp(text, name, keys);
       const supervisor = this.newSupervisor(app);
       let gen: Generation;
       try {
@@ -210,20 +210,47 @@ export class Gateway {
         throw new GatewayOpError('not_ready', `app "${name}" did not become ready: ${(err as Error).message}`, name);
       }
       try {
+        // The file may have been edited while the app started: apply that
+        // first and add the app to the newest text, or give up if the edit
+        // now conflicts with it.
+        const fresh = await this.syncWithFile();
+        if (fresh !== text) {
+          text = fresh;
+          ({ newText, app } = this.withAddedApp(text, name, keys));
+        }
         await writeFileAtomic(this.config.file, newText);
       } catch (err) {
         await supervisor.discard(gen);
         this.allSupervisors.delete(supervisor);
+        if (err instanceof GatewayOpError) throw err;
         throw new GatewayOpError('io_error', `could not write ${this.config.displayFile}: ${(err as Error).message}`, name);
       }
       this.seenText = newText;
       supervisor.promote(gen);
       this.supervisors.set(name, supervisor);
       this.config = { ...this.config, apps: [...this.config.apps, app] };
+      this.fileOrder.push(name);
       this.publish();
       this.log.info({ app: name, hosts: app.hosts }, `app added: ${app.hosts.join(', ')} -> ${name}`);
       return this.statusOf(app);
     });
+  }
+
+  /** The config text with an app appended, validated as the file would be; errors say which key is wrong. */
+  private withAddedApp(text: string, name: string, keys: Record<string, unknown>): { newText: string; app: AppConfig } {
+    if (this.config.apps.some((a) => a.name === name) || this.failedApps.has(name) || locateKeys(text).lines.has(`apps.${name}`)) {
+      throw new GatewayOpError('conflict', `an app named "${name}" already exists`, name);
+    }
+    this.assertHostsFree(name, keys.hosts);
+    try {
+      const newText = appendAppTable(text, name, keys);
+      const next = parseConfig(newText, this.config.file, { displayFile: this.config.displayFile });
+      return { newText, app: next.apps.find((a) => a.name === name) as AppConfig };
+    } catch (err) {
+      if (err instanceof ConfigEditError) throw new GatewayOpError('invalid', `${err.key ?? `apps.${name}`}: ${err.message}`, name);
+      if (err instanceof ConfigError) throw configErrorAsOpError(err, name);
+      throw err;
+    }
   }
 
   /**
@@ -235,8 +262,9 @@ export class Gateway {
     const { status, drained } = await this.ops.run(async () => {
       const text = await this.syncWithFile();
       const app = this.config.apps.find((a) => a.name === name);
-      if (!app) throw new GatewayOpError('not_found', `no app named "${name}"`, name);
-      if (this.config.apps.length === 1) throw new GatewayOpError('conflict', `"${name}" is the last app; a config needs at least one`, name);
+      const failed = this.failedApps.get(name);
+      if (!app && !failed) throw new GatewayOpError('not_found', `no app named "${name}"`, name);
+      if (this.fileOrder.length <= 1) throw new GatewayOpError('conflict', `"${name}" is the last app; a config needs at least one`, name);
       if (this.config.defaultAppSetting === name) {
         throw new GatewayOpError('conflict', `"${name}" is named by [gateway] default_app; change that first`, name);
       }
@@ -249,13 +277,15 @@ export class Gateway {
         if (err instanceof ConfigEditError || err instanceof ConfigError) throw new GatewayOpError('conflict', err.message, name);
         throw err;
       }
-      const status = this.statusOf(app);
+      const status = app ? this.statusOf(app) : this.failedStatus(name);
       try {
         await writeFileAtomic(this.config.file, newText);
       } catch (err) {
         throw new GatewayOpError('io_error', `could not write ${this.config.displayFile}: ${(err as Error).message}`, name);
       }
       this.seenText = newText;
+      this.failedApps.delete(name);
+      this.fileOrder = this.fileOrder.filter((n) => n !== name);
       const supervisor = this.supervisors.get(name);
       this.supervisors.delete(name);
       const apps = this.config.apps.filter((a) => a.name !== name);
@@ -278,6 +308,8 @@ export class Gateway {
    */
   restartApp(name: string): Promise<AppStatus> {
     return this.ops.run(async () => {
+      const failed = this.failedApps.get(name);
+      if (failed) return this.startFailedApp(name, failed.config);
       const supervisor = this.supervisors.get(name);
       if (!supervisor) throw new GatewayOpError('not_found', `no app named "${name}"`, name);
       let gen: Generation;
@@ -294,16 +326,52 @@ export class Gateway {
     });
   }
 
+  /** `restart` of an app whose add failed: try to start it again, and route to it if it comes up. */
+  private async startFailedApp(name: string, app: AppConfig): Promise<AppStatus> {
+    const owner = new Map<string, string>();
+    for (const running of this.config.apps) for (const host of running.hosts) owner.set(host, running.name);
+    const clash = app.hosts.find((h) => owner.has(h));
+    if (clash) {
+      throw new GatewayOpError('conflict', `host "${clash}" is served by app "${owner.get(clash)}"; the file must change first`, name);
+    }
+    const supervisor = this.newSupervisor(app);
+    let gen: Generation;
+    try {
+      gen = await supervisor.prepare(app);
+    } catch (err) {
+      this.allSupervisors.delete(supervisor);
+      const error = (err as Error).message;
+      this.failedApps.set(name, { config: app, error });
+      throw new GatewayOpError('not_ready', `app "${name}" did not become ready: ${error}`, name);
+    }
+    supervisor.promote(gen);
+    this.failedApps.delete(name);
+    this.supervisors.set(name, supervisor);
+    this.config = { ...this.config, apps: [...this.config.apps, app] };
+    this.publish();
+    this.log.info({ app: name }, `app started: ${name}`);
+    return this.statusOf(app);
+  }
+
   // ---- state -------------------------------------------------------------
 
-  /** Every app in config order, as the admin API shows it. */
+  /** Every app in the file's order, as the admin API shows it: running ones, and those whose start failed. */
   statuses(): AppStatus[] {
-    return this.config.apps.map((app) => this.statusOf(app));
+    const out: AppStatus[] = [];
+    const seen = new Set<string>();
+    for (const name of this.fileOrder) {
+      const status = this.status(name);
+      if (status) out.push(status);
+      seen.add(name);
+    }
+    for (const app of this.config.apps) if (!seen.has(app.name)) out.push(this.statusOf(app));
+    return out;
   }
 
   status(name: string): AppStatus | null {
     const app = this.config.apps.find((a) => a.name === name);
-    return app ? this.statusOf(app) : null;
+    if (app) return this.statusOf(app);
+    return this.failedApps.has(name) ? this.failedStatus(name) : null;
   }
 
   /** Children alive across every app and generation (for leak checks). */
@@ -380,6 +448,17 @@ export class Gateway {
     };
   }
 
+  private failedStatus(name: string): AppStatus {
+    const failed = this.failedApps.get(name) as { config: AppConfig; error: string };
+    return {
+      ...this.statusOf(failed.config),
+      isDefault: false,
+      state: 'failed',
+      instances: [],
+      lastError: failed.error,
+    };
+  }
+
   private assertHostsFree(name: string, hosts: unknown): void {
     if (!Array.isArray(hosts)) return; // validation reports the type
     const owner = new Map<string, string>();
@@ -395,23 +474,26 @@ export class Gateway {
   /**
    * Before an admin edit: the file must be valid, and edits on disk that
    * have not been applied yet are applied first, so that the admin's own
-   * write (which the watcher then skips) cannot hide them.
+   * write (which the watcher then skips) cannot hide them. Returns the text
+   * the gateway now runs, which the edit is then made on.
    */
   private async syncWithFile(): Promise<string> {
-    let text: string;
-    try {
-      text = readFileSync(this.config.file, 'utf8');
-    } catch (err) {
-      throw new GatewayOpError('config_error', `cannot read ${this.config.displayFile}: ${(err as Error).message}`);
-    }
-    if (text !== this.seenText) {
+    for (let round = 0; ; round++) {
+      let text: string;
+      try {
+        text = readFileSync(this.config.file, 'utf8');
+      } catch (err) {
+        throw new GatewayOpError('config_error', `cannot read ${this.config.displayFile}: ${(err as Error).message}`);
+      }
+      if (text === this.seenText) {
+        if (this.lastReloadError !== null) throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${this.lastReloadError}`);
+        return text;
+      }
+      if (round >= 3) throw new GatewayOpError('config_error', `${this.config.displayFile} keeps changing; try again`);
       const run = await this.reloadNow();
       void run.drained;
       if (!run.outcome.ok) throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${run.outcome.error}`);
-    } else if (this.lastReloadError !== null) {
-      throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${this.lastReloadError}`);
     }
-    return text;
   }
 
   private async startAdmin(): Promise<void> {
@@ -497,8 +579,8 @@ export class Gateway {
    * table in one step once they are ready, then drains what they replaced.
    */
   private async apply(next: GatewayConfig): Promise<{ summary: ReloadSummary; drained: Promise<void> }> {
-    const running = this.config;
-    const diff = diffApps(running.apps, next.apps);
+    const previous = this.config;
+    const diff = diffApps(previous.apps, next.apps);
 
     // 1. Provision: every new generation fully started before anything changes.
     const startFailures = new Map<string, string>();
@@ -518,12 +600,12 @@ export class Gateway {
     );
     if (this.stopping) {
       await Promise.all([...prepared.values()].map((p) => p.supervisor.discard(p.gen)));
-      return { summary: unchangedSummary(running), drained: Promise.resolve() };
+      return { summary: unchangedSummary(previous), drained: Promise.resolve() };
     }
 
     // 2. Decide what runs: failed apps keep their old version (or stay out).
-    const { apps, failed } = effectiveApps(running.apps, next.apps, startFailures);
-    const defaultApp = effectiveDefault(next, apps, running.defaultApp);
+    const { apps, failed } = effectiveApps(previous.apps, next.apps, startFailures);
+    const defaultApp = effectiveDefault(next, apps, previous.defaultApp);
     if (typeof next.defaultAppSetting === 'string' && defaultApp !== next.defaultAppSetting) {
       this.log.warn({ default_app: next.defaultAppSetting, using: defaultApp }, 'default_app is not running: keeping another default');
     }
@@ -548,11 +630,17 @@ export class Gateway {
     const removed = diff.removed.map((app) => this.supervisors.get(app.name)).filter((s): s is AppSupervisor => !!s);
     for (const app of diff.removed) this.supervisors.delete(app.name);
     this.config = { ...next, apps, defaultApp };
+    this.fileOrder = next.apps.map((a) => a.name);
+    const runningNames = new Set(apps.map((a) => a.name));
+    this.failedApps.clear();
+    for (const app of next.apps) {
+      if (!runningNames.has(app.name)) this.failedApps.set(app.name, { config: app, error: failed.get(app.name) ?? 'not started' });
+    }
     this.proxy.configure(next.gateway);
     this.publish();
     this.log.info({ table: this.tableVersion }, 'routing table swapped');
-    this.warnAboutRestartOnlyKeys(running, next);
-    await this.rebindAdmin(running);
+    this.warnAboutRestartOnlyKeys(previous, next);
+    await this.rebindAdmin(previous);
 
     // 4. Drain what was replaced; the caller waits for it, later operations need not.
     for (const supervisor of removed) {

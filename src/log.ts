@@ -14,7 +14,10 @@ export interface LogOptions {
 }
 
 export interface GatewayLogger {
+  /** The gateway's own events: written out at once (with any batched lines before them). */
   logger: Logger;
+  /** High-volume lines (access log, children's output): batched. Same stream, same order. */
+  bulk: Logger;
   /** Writes out buffered lines; call before the process exits. */
   flush(): void;
 }
@@ -46,10 +49,10 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
       singleLine: true,
       sync: true,
     });
-    return { logger: pino({ level, base: undefined }, stream), flush: () => {} };
+    const logger = pino({ level, base: undefined }, stream);
+    return { logger, bulk: logger, flush: () => {} };
   }
   const destination = pino.destination({ fd, sync: true, minLength: BATCH_BYTES });
-  const logger = pino({ level, base: undefined }, destination);
   const flush = (): void => {
     try {
       destination.flushSync();
@@ -57,7 +60,17 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
       // Already closed, or nothing can be written: there is nobody left to tell.
     }
   };
-  // Lines wait at most this long in the batch when traffic is light.
+  const bulk = pino({ level, base: undefined }, destination);
+  const logger = pino(
+    { level, base: undefined },
+    {
+      write(line: string): void {
+        destination.write(line);
+        flush();
+      },
+    },
+  );
+  // Batched lines wait at most this long when traffic is light.
   setInterval(flush, FLUSH_INTERVAL_MS).unref();
-  return { logger, flush };
+  return { logger, bulk, flush };
 }

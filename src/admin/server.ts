@@ -99,10 +99,18 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (parts[0] !== 'admin') throw new AdminError(404, 'not_found', `no such endpoint: ${url.pathname} (the admin API lives under /admin/)`);
+    const pathname = (req.url ?? '/').split('?')[0] as string;
+    if (pathname !== '/admin' && !pathname.startsWith('/admin/')) {
+      throw new AdminError(404, 'not_found', `no such endpoint: ${pathname} (the admin API lives under /admin/)`);
+    }
     this.authorize(req);
+    let parts: string[];
+    try {
+      parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      throw new AdminError(400, 'invalid_request', `malformed percent-encoding in the path: ${pathname}`);
+    }
+    const url = { pathname };
     const method = req.method ?? 'GET';
     const route = parts.slice(1);
 

@@ -23,11 +23,11 @@ export async function runStart(args: CliArgs): Promise<number> {
     throw err;
   }
   const listen = args.listen === undefined ? undefined : (parseListen(args.listen) as ListenAddress);
-  const { logger, flush } = createLogger({
+  const { logger, bulk, flush } = createLogger({
     level: (args.logLevel ?? 'info') as LevelWithSilent,
     pretty: args.pretty ?? Boolean(process.stdout.isTTY),
   });
-  const gateway = new Gateway({ config, logger, ...(listen ? { listen } : {}) });
+  const gateway = new Gateway({ config, logger, bulkLogger: bulk, ...(listen ? { listen } : {}) });
 
   try {
     await gateway.start();

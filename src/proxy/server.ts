@@ -24,6 +24,8 @@ export interface ProxySettings {
 
 export interface ProxyServerOptions {
   logger: Logger;
+  /** Where access lines go (batched); defaults to a child of `logger`. */
+  accessLogger?: Logger;
   settings: ProxySettings;
   /** Defaults to http-proxy-3. */
   engine?: EngineFactory;
@@ -75,7 +77,7 @@ export class ProxyServer implements EngineHooks {
 
   constructor(options: ProxyServerOptions) {
     this.log = options.logger;
-    this.accessLogger = options.logger.child({ kind: 'access' });
+    this.accessLogger = options.accessLogger ?? options.logger.child({ kind: 'access' });
     this.access = options.settings.accessLog === false ? null : this.accessLogger;
     this.settings = options.settings;
     this.stats = options.stats ?? new StatsRegistry();

@@ -11,6 +11,8 @@ export type AppState = 'starting' | 'ready' | 'restarting' | 'failed';
 /** What a supervisor needs from the gateway around it. */
 export interface SupervisorContext {
   logger: Logger;
+  /** Where children's stdout/stderr lines go (high volume, batched). */
+  outputLogger: Logger;
   ports: PortAllocator;
   /** The set of children that may take requests changed: publish a new route table. */
   onServingChange(app: AppSupervisor): void;
@@ -278,7 +280,10 @@ export class AppSupervisor {
   /** Starts one child and waits until it is ready; a failed start is killed and rethrown. */
   private async startChild(gen: Generation, slot: InstanceSlot): Promise<AppChild> {
     const port = await this.ctx.ports.allocate();
-    const child = new AppChild({ id: `${this.name}#${++childSequence}`, app: gen.config, port, slot: slot.index, generation: gen.id }, this.ctx.logger);
+    const child = new AppChild(
+      { id: `${this.name}#${++childSequence}`, app: gen.config, port, slot: slot.index, generation: gen.id },
+      this.ctx.outputLogger,
+    );
     slot.child = child;
     const exitedEarly = new AbortController();
     void child.exited.then((exit) => {
