@@ -201,14 +201,7 @@ export class Gateway {
         throw new GatewayOpError('invalid', 'name: expected 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
       }
       let { newText, app } = this.withAddedApp(text, name, keys);
-      const supervisor = this.newSupervisor(app);
-      let gen: Generation;
-      try {
-        gen = await supervisor.prepare(app);
-      } catch (err) {
-        this.allSupervisors.delete(supervisor);
-        throw new GatewayOpError('not_ready', `app "${name}" did not become ready: ${(err as Error).message}`, name);
-      }
+      const { supervisor, gen } = await this.startNewApp(app);
       try {
         // The file may have been edited while the app started: apply that
         // first and add the app to the newest text, or give up if the edit
@@ -328,22 +321,19 @@ export class Gateway {
 
   /** `restart` of an app whose add failed: try to start it again, and route to it if it comes up. */
   private async startFailedApp(name: string, app: AppConfig): Promise<AppStatus> {
-    const owner = new Map<string, string>();
-    for (const running of this.config.apps) for (const host of running.hosts) owner.set(host, running.name);
-    const clash = app.hosts.find((h) => owner.has(h));
+    const owners = this.hostOwners();
+    const clash = app.hosts.find((h) => owners.has(h));
     if (clash) {
-      throw new GatewayOpError('conflict', `host "${clash}" is served by app "${owner.get(clash)}"; the file must change first`, name);
+      throw new GatewayOpError('conflict', `host "${clash}" is served by app "${owners.get(clash)}"; the file must change first`, name);
     }
-    const supervisor = this.newSupervisor(app);
-    let gen: Generation;
+    let started: { supervisor: AppSupervisor; gen: Generation };
     try {
-      gen = await supervisor.prepare(app);
+      started = await this.startNewApp(app);
     } catch (err) {
-      this.allSupervisors.delete(supervisor);
-      const error = (err as Error).message;
-      this.failedApps.set(name, { config: app, error });
-      throw new GatewayOpError('not_ready', `app "${name}" did not become ready: ${error}`, name);
+      this.failedApps.set(name, { config: app, error: (err as Error).message });
+      throw err;
     }
+    const { supervisor, gen } = started;
     supervisor.promote(gen);
     this.failedApps.delete(name);
     this.supervisors.set(name, supervisor);
@@ -448,6 +438,23 @@ export class Gateway {
     };
   }
 
+  /** A supervisor for an app that is not running yet, with its first generation ready; `not_ready` otherwise. */
+  private async startNewApp(app: AppConfig): Promise<{ supervisor: AppSupervisor; gen: Generation }> {
+    const supervisor = this.newSupervisor(app);
+    try {
+      return { supervisor, gen: await supervisor.prepare(app) };
+    } catch (err) {
+      this.allSupervisors.delete(supervisor);
+      throw new GatewayOpError('not_ready', `app "${app.name}" did not become ready: ${(err as Error).message}`, app.name);
+    }
+  }
+
+  private hostOwners(): Map<string, string> {
+    const owners = new Map<string, string>();
+    for (const app of this.config.apps) for (const host of app.hosts) owners.set(host, app.name);
+    return owners;
+  }
+
   private failedStatus(name: string): AppStatus {
     const failed = this.failedApps.get(name) as { config: AppConfig; error: string };
     return {
@@ -461,8 +468,7 @@ export class Gateway {
 
   private assertHostsFree(name: string, hosts: unknown): void {
     if (!Array.isArray(hosts)) return; // validation reports the type
-    const owner = new Map<string, string>();
-    for (const app of this.config.apps) for (const host of app.hosts) owner.set(host, app.name);
+    const owner = this.hostOwners();
     for (const host of hosts) {
       if (typeof host !== 'string') continue;
       const normal = normalizeConfigHost(host);
