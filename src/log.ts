@@ -23,19 +23,25 @@ export interface GatewayLogger {
 }
 
 /** Lines are written in batches of this many bytes ... */
-const BATCH_BYTES = 4096;
+const BATCH_BYTES = 32 * 1024;
+/** sonic-boom's largest single write; must exceed the batch size. */
+const MAX_WRITE_BYTES = 64 * 1024;
 /** ... or after this long, whichever comes first. */
 const FLUSH_INTERVAL_MS = 250;
+/** If stdout stops taking lines, at most this much waits in memory; later lines are dropped. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 /**
- * JSON lines are appended to a buffer and written in 4 KiB batches, so that
- * the access log costs the request path a buffer append, not a write(2).
- * Measured (README, Performance): sonic-boom's asynchronous mode does one
- * thread-pool write per event-loop turn, which cost ~3x the throughput of a
- * gateway sharing a core with its apps; batched synchronous writes cost as
- * much as no writes at all. `pid` and `hostname` are left out of the base:
- * child output lines carry the child's own `pid`, and one process per host
- * makes the hostname noise.
+ * JSON lines are appended to a buffer and written asynchronously in 32 KiB
+ * batches, so that the access log costs the request path a buffer append.
+ * Measured (README, Performance): writing each line on its own costs a
+ * thread-pool round trip per event-loop turn, several times more than the
+ * batches. The writes never block the event loop: a slow or stuck reader of
+ * stdout (a full pipe) delays lines, then drops them past 16 MiB, but never
+ * stalls requests; a reader that is gone loses the lines, not the gateway.
+ * `pid` and `hostname` are left out of the base: children's output lines
+ * carry the child's own `pid`, and one process per host makes the hostname
+ * noise.
  */
 export function createLogger(options: LogOptions = {}): GatewayLogger {
   const level = options.level ?? 'info';
@@ -52,12 +58,27 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
     const logger = pino({ level, base: undefined }, stream);
     return { logger, bulk: logger, flush: () => {} };
   }
-  const destination = pino.destination({ fd, sync: true, minLength: BATCH_BYTES });
-  const flush = (): void => {
-    try {
-      destination.flushSync();
-    } catch {
-      // Already closed, or nothing can be written: there is nobody left to tell.
+  const destination = pino.destination({
+    fd,
+    sync: false,
+    minLength: BATCH_BYTES,
+    maxWrite: MAX_WRITE_BYTES,
+    maxLength: MAX_BUFFERED_BYTES,
+    periodicFlush: FLUSH_INTERVAL_MS,
+  });
+  destination.on('error', () => {
+    // stdout is gone (EPIPE) or broken: there is nobody left to tell.
+  });
+  let flushOnDrain = false;
+  /** Writes the batch now; if a write is in flight, right after it. */
+  const flushSoon = (): void => {
+    destination.flush();
+    if (!flushOnDrain) {
+      flushOnDrain = true;
+      destination.once('drain', () => {
+        flushOnDrain = false;
+        destination.flush();
+      });
     }
   };
   const bulk = pino({ level, base: undefined }, destination);
@@ -66,11 +87,19 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
     {
       write(line: string): void {
         destination.write(line);
-        flush();
+        flushSoon();
       },
     },
   );
-  // Batched lines wait at most this long when traffic is light.
-  setInterval(flush, FLUSH_INTERVAL_MS).unref();
-  return { logger, bulk, flush };
+  return {
+    logger,
+    bulk,
+    flush: () => {
+      try {
+        destination.flushSync();
+      } catch {
+        // Not open yet, or already closed: nothing that can still be written.
+      }
+    },
+  };
 }

@@ -1,12 +1,15 @@
 // Open-loop load at a fixed rate, for added-latency figures: requests are
 // sent on a schedule whatever the answers do, and each latency is measured
-// from its scheduled send time (no coordinated omission). Prints one JSON line.
-//   node fixed-rate.mjs <url> <host> <rate per s> <seconds>
+// from its scheduled send time (no coordinated omission). The first
+// `warm-up` seconds (connections opening, JIT) run at the same rate and are
+// not counted. Prints one JSON line.
+//   node fixed-rate.mjs <url> <host> <rate per s> <seconds> [warm-up seconds, default 2]
 import { Pool } from 'undici';
 
-const [url, host, rateText, secondsText] = process.argv.slice(2);
+const [url, host, rateText, secondsText, warmupText] = process.argv.slice(2);
 const rate = Number(rateText);
 const seconds = Number(secondsText);
+const warmup = Number(warmupText ?? 2);
 const pool = new Pool(new URL(url).origin, { connections: 64 });
 const path = new URL(url).pathname;
 const latenciesUs = [];
@@ -14,17 +17,19 @@ let errors = 0;
 let non2xx = 0;
 let inFlight = 0;
 
-function send(scheduled) {
+function send(scheduled, counted) {
   inFlight++;
   pool.request({ method: 'GET', path, headers: { host } }).then(
     async (res) => {
       await res.body.dump();
-      if (res.statusCode < 200 || res.statusCode > 299) non2xx++;
-      latenciesUs.push(Number(process.hrtime.bigint() - scheduled) / 1000);
+      if (counted) {
+        if (res.statusCode < 200 || res.statusCode > 299) non2xx++;
+        latenciesUs.push(Number(process.hrtime.bigint() - scheduled) / 1000);
+      }
       inFlight--;
     },
     () => {
-      errors++;
+      if (counted) errors++;
       inFlight--;
     },
   );
@@ -32,12 +37,16 @@ function send(scheduled) {
 
 const start = process.hrtime.bigint();
 const intervalNs = BigInt(Math.round(1e9 / rate));
-const total = Math.round(rate * seconds);
+const warmupCount = Math.round(rate * warmup);
+const total = warmupCount + Math.round(rate * seconds);
 let sent = 0;
 await new Promise((resolve) => {
   const tick = () => {
     const now = process.hrtime.bigint();
-    while (sent < total && start + BigInt(sent) * intervalNs <= now) send(start + BigInt(sent++) * intervalNs);
+    while (sent < total && start + BigInt(sent) * intervalNs <= now) {
+      send(start + BigInt(sent) * intervalNs, sent >= warmupCount);
+      sent++;
+    }
     if (sent < total) setImmediate(tick);
     else resolve();
   };

@@ -122,3 +122,4 @@ const server = make();
 if (server instanceof http.Server) server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => console.log(`listening ${server.address().port}`));
 process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
