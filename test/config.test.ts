@@ -591,3 +591,24 @@ entry = "server.js"
     assertMessage(parseError(notTable), 'nano.toml:4: apps.web.env: ');
   });
 });
+
+describe('gateway.access_log', () => {
+  const dir = tempDir('nano-accesslog-');
+  writeFiles(dir, { 'app.js': '' });
+  const base = (line: string): string => `[gateway]\n${line}\n\n[apps.web]\nhosts = ["web.test"]\nentry = "app.js"\n`;
+  const file = path.join(dir, 'nano.toml');
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('defaults to true; false turns it off', () => {
+    assert.equal(parseConfig(base(''), file).gateway.accessLog, true);
+    assert.equal(parseConfig(base('access_log = false'), file).gateway.accessLog, false);
+  });
+
+  test('a non-boolean is an error on its line', () => {
+    assert.throws(
+      () => parseConfig(base('access_log = "yes"'), file, { displayFile: 'nano.toml' }),
+      (err: Error) => err.message.startsWith('nano.toml:2: gateway.access_log: expected true or false'),
+    );
+  });
+});
+

@@ -170,3 +170,25 @@ describe('default_app', () => {
     }
   });
 });
+
+describe('access_log', () => {
+  test('access_log = false writes no access lines; a reload that turns it on applies at once', async () => {
+    const config = (on: boolean): string => gatewaySection(`access_log = ${on}`) + fixtureApp('quiet', ['quiet.test']);
+    const gw = await GatewayProcess.start({ config: config(false) });
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await gw.request({ host: 'quiet.test', path: `/info?off=${i}` })).status, 200);
+      // The reload's own line is written after anything the requests logged.
+      gw.proc.kill('SIGHUP');
+      await gw.waitForReloads(1);
+      assert.equal(gw.logs.filter((l) => l.kind === 'access').length, 0, 'no access lines while off');
+      gw.writeConfig(config(true));
+      await gw.waitForReloads(2);
+      await gw.request({ host: 'quiet.test', path: '/info?on=1' });
+      const line = await gw.waitForLog((l) => l.kind === 'access' && l.path === '/info?on=1');
+      assert.equal(line.app, 'quiet');
+      assert.equal(line.status, 200);
+    } finally {
+      await gw.cleanup();
+    }
+  });
+});

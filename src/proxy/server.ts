@@ -64,8 +64,10 @@ export class ProxyServer implements EngineHooks {
   /** @internal */
   readonly engine: ProxyEngine;
   private readonly log: Logger;
-  private access: Logger | null;
+  private accessOn: boolean;
   private readonly accessLogger: Logger;
+  /** Per-app children of the access logger, so the app name is serialised once, not per request. */
+  private readonly appAccessLoggers = new Map<string, Logger>();
   private settings: ProxySettings;
   private trusted: TrustedProxies;
   private closing = false;
@@ -78,7 +80,7 @@ export class ProxyServer implements EngineHooks {
   constructor(options: ProxyServerOptions) {
     this.log = options.logger;
     this.accessLogger = options.accessLogger ?? options.logger.child({ kind: 'access' });
-    this.access = options.settings.accessLog === false ? null : this.accessLogger;
+    this.accessOn = options.settings.accessLog !== false;
     this.settings = options.settings;
     this.stats = options.stats ?? new StatsRegistry();
     this.trusted = new TrustedProxies(options.settings.trustedProxies);
@@ -122,7 +124,12 @@ export class ProxyServer implements EngineHooks {
   configure(settings: ProxySettings): void {
     this.settings = settings;
     this.trusted = new TrustedProxies(settings.trustedProxies);
-    this.access = settings.accessLog === false ? null : this.accessLogger;
+    const accessOn = settings.accessLog !== false;
+    if (accessOn !== this.accessOn) {
+      this.accessOn = accessOn;
+      // Targets carry their logger: rebuild them so the change applies to the next request.
+      this.table = this.compile(this.table.data);
+    }
   }
 
   /** Swaps in a new route table in one assignment, then lets queued requests try again. */
@@ -383,10 +390,10 @@ export class ProxyServer implements EngineHooks {
     this.releaseUpstream(request);
     const elapsedMs = performance.now() - request.startedAt;
     request.target.stats.observe(status, elapsedMs / 1000);
-    if (this.access) {
+    const access = request.target.access;
+    if (access !== null) {
       const req = request.req;
-      this.access.info({
-        app: request.target.name,
+      access.info({
         method: req.method,
         host: request.host,
         path: req.url,
@@ -413,10 +420,21 @@ export class ProxyServer implements EngineHooks {
     this.log.debug({ code, err: err.message }, 'malformed request');
   }
 
+  private accessFor(app: string): Logger | null {
+    if (!this.accessOn) return null;
+    let logger = this.appAccessLoggers.get(app);
+    if (!logger) {
+      logger = this.accessLogger.child({ app });
+      this.appAccessLoggers.set(app, logger);
+    }
+    return logger;
+  }
+
   private compile(data: RouteTableData): RouteTable<AppTarget> {
     return new RouteTable(
       data,
-      (app) => new AppTarget(app.name, app.upstreams.map((u) => this.upstreams.resolve(u)), this.statsFor(app.name)),
+      (app) =>
+        new AppTarget(app.name, app.upstreams.map((u) => this.upstreams.resolve(u)), this.statsFor(app.name), this.accessFor(app.name)),
     );
   }
 }

@@ -1,3 +1,4 @@
+import type { Logger } from '../log.js';
 import type { AppStats } from '../stats.js';
 import type { Upstream } from './upstream.js';
 
@@ -9,6 +10,8 @@ export class AppTarget {
     readonly name: string,
     readonly upstreams: readonly Upstream[],
     readonly stats: AppStats,
+    /** This app's access logger (its name bound once), or null with the access log off. */
+    readonly access: Logger | null,
   ) {}
 
   /**
