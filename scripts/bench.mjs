@@ -65,7 +65,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Spawns a process pinned to `cpu` when pinning is possible; its children inherit the pinning. */
 function spawnPinned(cpu, cmd, args, options = {}) {
   const [c, a] = PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-  const proc = spawn(c, a, { stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const proc = spawn(c, a, { stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'], env: { ...process.env, ...options.env }, detached: options.detached ?? false });
   proc.stderrText = '';
   proc.stderr.setEncoding('utf8').on('data', (d) => (proc.stderrText += d));
   return proc;
@@ -100,8 +100,8 @@ function stopper(proc) {
   return stop;
 }
 
-async function startHello() {
-  const proc = spawnPinned(0, process.execPath, [HELLO], { env: { PORT: '0' } });
+async function startHello(options = {}) {
+  const proc = spawnPinned(0, process.execPath, [HELLO], { env: { PORT: '0' }, ...options });
   const m = await waitForLine(proc, /listening (\d+)/);
   return { port: Number(m[1]), pids: () => [proc.pid], stop: stopper(proc) };
 }
@@ -123,8 +123,10 @@ function freePort() {
   });
 }
 
-async function startNginx(dir, upstreamPort) {
+/** nginx with 1 worker; `upstreams` is one port, or a list of [host, port] for one server block per host. */
+async function startNginx(dir, upstreams) {
   const port = await freePort();
+  const routes = typeof upstreams === 'number' ? [[null, upstreams]] : upstreams;
   const prefix = path.join(dir, 'nginx');
   mkdirSync(path.join(prefix, 'logs'), { recursive: true });
   const conf = path.join(prefix, 'nginx.conf');
@@ -141,16 +143,22 @@ http {
   fastcgi_temp_path ${prefix}/fastcgi;
   uwsgi_temp_path ${prefix}/uwsgi;
   scgi_temp_path ${prefix}/scgi;
-  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server_names_hash_bucket_size 128;
+${routes
+  .map(
+    ([host, upstreamPort], i) => `  upstream app${i} { server 127.0.0.1:${upstreamPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${port};
+    server_name ${host ?? '_'};
     location / {
-      proxy_pass http://app;
+      proxy_pass http://app${i};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_buffering on;
+      proxy_set_header Host $host;
     }
-  }
+  }`,
+  )
+  .join('\n')}
 }
 `,
   );
@@ -185,11 +193,15 @@ async function waitForPort(port, timeoutMs = 15_000) {
   throw new Error(`nothing listens on ${port}`);
 }
 
-function gatewayConfig(apps, { accessLog = true, version = '1' } = {}) {
+/** Host names of app i when there are several. */
+const manyHost = (i) => `app${i}.${HOST}`;
+
+/** `apps` hello apps; with `hostsPerApp`, one app answers that many hosts (app0…app{n-1}). */
+function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1 } = {}) {
   let text = `[gateway]\nlisten = "127.0.0.1:0"\naccess_log = ${accessLog}\n\n[admin]\nlisten = false\n`;
   for (let i = 0; i < apps; i++) {
-    const host = apps === 1 ? HOST : `app${i}.${HOST}`;
-    text += `\n[apps.app${i}]\nhosts = ["${host}"]\nentry = ${JSON.stringify(HELLO)}\nenv = { VERSION = "${version}" }\n`;
+    const hosts = apps === 1 && hostsPerApp === 1 ? [HOST] : hostsPerApp > 1 ? Array.from({ length: hostsPerApp }, (_, k) => manyHost(k)) : [manyHost(i)];
+    text += `\n[apps.app${i}]\nhosts = ${JSON.stringify(hosts)}\nentry = ${JSON.stringify(HELLO)}\nenv = { VERSION = "${version}" }\n`;
   }
   return text;
 }
@@ -381,14 +393,27 @@ async function bigRows(dir, hello, results) {
 }
 
 async function manyAppRows(dir, results) {
+  const hosts = Array.from({ length: MANY_APPS }, (_, i) => manyHost(i));
   const one = await startGateway(dir, 1, { accessLog: true });
-  const single = await measure('nano-gateway, 1 app (Host rotation script)', { ...one, proxy: true }, { hosts: [HOST], rotate: true });
+  const single = await measure('nano-gateway, 1 app, 1 host', { ...one, proxy: true }, { hosts: [HOST], rotate: true });
   await one.stop();
+  const wide = await startGateway(dir, 1, { accessLog: true, hostsPerApp: MANY_APPS });
+  const routing = await measure(`nano-gateway, 1 app answering ${MANY_APPS} hosts, requests spread`, { ...wide, proxy: true }, { hosts });
+  await wide.stop();
   const many = await startGateway(dir, MANY_APPS, { accessLog: true });
-  const hosts = Array.from({ length: MANY_APPS }, (_, i) => `app${i}.${HOST}`);
   const spread = await measure(`nano-gateway, ${MANY_APPS} apps, requests spread over all hosts`, { ...many, proxy: true }, { hosts });
   await many.stop();
-  results.apps = { single, many: spread, ratio: spread.rps / single.rps };
+  let nginx = null;
+  if (NGINX) {
+    // The same layout behind nginx: one upstream process per host, each in its own session like the gateway's children.
+    const apps = [];
+    for (let i = 0; i < MANY_APPS; i++) apps.push(await startHello({ detached: true }));
+    const server = await startNginx(dir, apps.map((a, i) => [manyHost(i), a.port]));
+    nginx = await measure(`nginx, ${MANY_APPS} server blocks and upstream processes, requests spread`, { ...server, proxy: true }, { hosts });
+    await server.stop();
+    await Promise.all(apps.map((a) => a.stop()));
+  }
+  results.apps = { single, routing, many: spread, nginx, routingRatio: routing.rps / single.rps, ratio: spread.rps / single.rps };
 }
 
 async function reloadRows(dir, results) {
@@ -464,8 +489,14 @@ function printTables(results) {
     for (const r of results.big) extra.push({ measure: r.name, value: `${fmt(r.mbps, 0)} MB/s${nginx ? ` (× nginx ${fmt(r.mbps / nginx.mbps)})` : ''}` });
   }
   if (results.apps) {
-    extra.push({ measure: results.apps.single.name, value: `${Math.round(results.apps.single.rps)} req/s` });
-    extra.push({ measure: results.apps.many.name, value: `${Math.round(results.apps.many.rps)} req/s (× 1 app ${fmt(results.apps.ratio)})` });
+    const a = results.apps;
+    const cpu = (r) => (r.proxyCpuUsPerReq === null ? '' : `, proxy ${fmt(r.proxyCpuUsPerReq, 0)} µs/req`);
+    extra.push({ measure: a.single.name, value: `${Math.round(a.single.rps)} req/s${cpu(a.single)}` });
+    extra.push({ measure: a.routing.name, value: `${Math.round(a.routing.rps)} req/s (× 1 host ${fmt(a.routingRatio)})${cpu(a.routing)}` });
+    extra.push({ measure: a.many.name, value: `${Math.round(a.many.rps)} req/s (× 1 app ${fmt(a.ratio)}), p99 ${fmt(a.many.p99Ms, 0)} ms, ${a.many.errors} errors${cpu(a.many)}` });
+    if (a.nginx) {
+      extra.push({ measure: a.nginx.name, value: `${Math.round(a.nginx.rps)} req/s (gateway × ${fmt(a.many.rps / a.nginx.rps)}), p99 ${fmt(a.nginx.p99Ms, 0)} ms, ${a.nginx.errors} errors` });
+    }
   }
   if (results.reload) {
     const r = results.reload;

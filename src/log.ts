@@ -1,5 +1,8 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import type pinoPretty from 'pino-pretty';
+
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -47,6 +50,8 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
   const level = options.level ?? 'info';
   const fd = options.fd ?? 1;
   if (options.pretty) {
+    // Loaded only for a terminal: ~10 MB that JSON output never needs.
+    const pretty = require('pino-pretty') as typeof pinoPretty;
     const stream = pretty({
       destination: fd,
       colorize: fd === 1 ? Boolean(process.stdout.isTTY) : Boolean(process.stderr.isTTY),

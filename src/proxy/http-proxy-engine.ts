@@ -1,7 +1,8 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
-import { createProxyServer } from 'http-proxy-3';
+import type * as HttpProxy3 from 'http-proxy-3';
 import { answerOnSocket } from './answers.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine } from './engine.js';
 import { setForwardedHeaders, stripHopByHopRequestHeaders } from './forwarded.js';
@@ -41,11 +42,17 @@ const IDLE_SOCKET_MS = 30_000;
  * connection leaves the body unread and the request can move to another
  * child intact.
  */
+const require = createRequire(import.meta.url);
+
 export class HttpProxyEngine implements ProxyEngine {
   readonly name = 'http-proxy-3';
-  private readonly proxy = createProxyServer({ xfwd: false, ws: true });
+  private readonly proxy: HttpProxy3.ProxyServer;
 
   constructor(private readonly hooks: EngineHooks) {
+    // Required here rather than imported: with the undici engine this one
+    // only serves WebSockets and is created on the first upgrade.
+    const { createProxyServer } = require('http-proxy-3') as typeof HttpProxy3;
+    this.proxy = createProxyServer({ xfwd: false, ws: true });
     this.proxy.on('proxyReq', (outgoing: ClientRequest, req: RequestWithContext, _res: unknown, _opts: unknown, socket: Socket) =>
       this.onOutgoing(outgoing, req, socket),
     );

@@ -1,17 +1,37 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type UpstreamFailureKind } from './engine.js';
 import { upstreamRequestHeaders } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
 import type { Upstream } from './upstream.js';
 
+const require = createRequire(import.meta.url);
+
+/**
+ * Only undici's Pool: the package entry also loads fetch, WebSocket and the
+ * cache machinery, about 10 MB of resident memory the gateway never uses.
+ * undici has no export map, so the file is reachable; should a release move
+ * it, the package entry still works.
+ */
+function loadPool(): typeof UndiciPool {
+  try {
+    return require('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+  } catch {
+    return (require('undici') as { Pool: typeof UndiciPool }).Pool;
+  }
+}
+
+const Pool = loadPool();
+type Pool = UndiciPool;
+
 /**
  * Pool settings for one child. A child's `Keep-Alive: timeout=N` is honoured
  * with a one-second margin (undici drops the connection before the child
  * would); without a hint idle connections live 4 s, like Node's own server.
  */
-const POOL_OPTIONS: Pool.Options = {
+const POOL_OPTIONS: UndiciPool.Options = {
   keepAliveTimeout: 4_000,
   keepAliveMaxTimeout: 600_000,
   keepAliveTimeoutThreshold: 1_000,
@@ -121,10 +141,14 @@ function failureKind(error: Error): UpstreamFailureKind {
  */
 export class UndiciEngine implements ProxyEngine {
   readonly name = 'undici';
-  private readonly websockets: HttpProxyEngine;
+  /** Created on the first WebSocket upgrade. */
+  private websocketEngine: HttpProxyEngine | null = null;
 
-  constructor(private readonly hooks: EngineHooks) {
-    this.websockets = new HttpProxyEngine(hooks);
+  constructor(private readonly hooks: EngineHooks) {}
+
+  private get websockets(): HttpProxyEngine {
+    this.websocketEngine ??= new HttpProxyEngine(this.hooks);
+    return this.websocketEngine;
   }
 
   forward(request: ProxyRequest, timeoutMs: number): void {
@@ -169,7 +193,7 @@ export class UndiciEngine implements ProxyEngine {
   }
 
   close(): void {
-    this.websockets.close();
+    this.websocketEngine?.close();
   }
 }
 
