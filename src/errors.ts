@@ -24,3 +24,15 @@ export class GatewayOpError extends Error {
     super(message);
   }
 }
+
+/** A listener (app traffic or admin API) could not be opened at start-up. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(
+    readonly address: string,
+    cause: Error,
+  ) {
+    const reason = (cause as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address already in use' : cause.message;
+    super(`cannot listen on ${address}: ${reason}`);
+  }
+}

@@ -8,7 +8,7 @@ import { parseConfig } from './config/load.js';
 import { locateKeys } from './config/locate.js';
 import { appendAppTable, ConfigEditError, removeAppTable, writeFileAtomic } from './config/persist.js';
 import { APP_NAME_PATTERN, formatListen, type AppConfig, type GatewayConfig, type ListenAddress } from './config/schema.js';
-import { GatewayOpError } from './errors.js';
+import { GatewayOpError, ListenError } from './errors.js';
 import type { Logger } from './log.js';
 import { OperationQueue } from './ops.js';
 import { rssBytes } from './proc.js';
@@ -134,6 +134,7 @@ export class Gateway {
       drainUpstream: (id, timeoutMs) => this.proxy.drainUpstream(id, timeoutMs),
       drainTimeoutMs: () => this.config.gateway.drainTimeoutMs,
       onRestart: (app) => void this.stats.for(app).restarts++,
+      forgetUpstream: (id) => this.proxy.forgetUpstream(id),
     };
   }
 
@@ -145,16 +146,26 @@ export class Gateway {
       // Not on disk (yet): the watcher applies the file once it appears.
     }
     this.publish();
-    this.address = await this.proxy.listen(this.listenAddress);
+    try {
+      this.address = await this.proxy.listen(this.listenAddress);
+    } catch (err) {
+      throw new ListenError(formatListen(this.listenAddress), err as Error);
+    }
     const where = formatListen({ host: this.address.address, port: this.address.port });
     this.log.info({ address: `http://${where}`, engine: this.proxy.engineName }, `listening on http://${where}`);
+    // Both listeners before any child: a start that cannot listen leaves nothing running.
+    try {
+      await this.startAdmin();
+    } catch (err) {
+      await this.proxy.close(0);
+      throw new ListenError(formatListen(this.config.admin.listen as ListenAddress), err as Error);
+    }
     this.logRoutes();
     for (const app of this.config.apps) {
       const supervisor = this.newSupervisor(app);
       this.supervisors.set(app.name, supervisor);
       supervisor.start();
     }
-    await this.startAdmin();
     if (this.watchFile) {
       this.watcher = new ConfigWatcher({
         file: this.config.file,
@@ -182,7 +193,9 @@ export class Gateway {
     if (this.stopping) return { ok: false, error: 'the gateway is shutting down' };
     this.queuedReload ??= this.ops.run(() => {
       this.queuedReload = null;
-      return this.reloadNow();
+      const explicit = this.explicitReload;
+      this.explicitReload = false;
+      return this.reloadNow(explicit);
     });
     const run = await this.queuedReload;
     await run.drained;
@@ -496,7 +509,7 @@ export class Gateway {
         return text;
       }
       if (round >= 3) throw new GatewayOpError('config_error', `${this.config.displayFile} keeps changing; try again`);
-      const run = await this.reloadNow();
+      const run = await this.reloadNow(false);
       void run.drained;
       if (!run.outcome.ok) throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${run.outcome.error}`);
     }
@@ -504,28 +517,41 @@ export class Gateway {
 
   private async startAdmin(): Promise<void> {
     const listen = this.config.admin.listen;
-    if (!listen) return;
-    const admin = new AdminServer({ gateway: this, logger: this.log });
-    const address = await admin.listen(listen);
-    this.admin = admin;
-    const where = formatListen({ host: address.address, port: address.port });
-    this.log.info({ admin: `http://${where}` }, `admin API listening on http://${where}`);
+    if (listen) this.admin = await this.openAdmin(listen);
   }
 
-  /** A reload that moves `[admin] listen` moves the admin listener; the token applies at once. */
+  private async openAdmin(listen: ListenAddress): Promise<AdminServer> {
+    const admin = new AdminServer({ gateway: this, logger: this.log });
+    const address = await admin.listen(listen);
+    const where = formatListen({ host: address.address, port: address.port });
+    this.log.info({ admin: `http://${where}` }, `admin API listening on http://${where}`);
+    return admin;
+  }
+
+  /**
+   * A reload that moves `[admin] listen` moves the admin listener: the new
+   * one first (if it cannot listen, the old one stays and a later reload
+   * tries again), then the old one closes once its requests are answered.
+   * The token applies at once either way.
+   */
   private async rebindAdmin(previous: GatewayConfig): Promise<void> {
-    const was = previous.admin.listen ? formatListen(previous.admin.listen) : null;
-    const now = this.config.admin.listen ? formatListen(this.config.admin.listen) : null;
+    const wanted = this.config.admin.listen;
+    const was = this.admin ? (previous.admin.listen ? formatListen(previous.admin.listen) : null) : null;
+    const now = wanted ? formatListen(wanted) : null;
     if (was === now) return;
     const old = this.admin;
-    this.admin = null;
-    await old?.close();
-    try {
-      await this.startAdmin();
-    } catch (err) {
-      this.log.error({ err: (err as Error).message, admin: now }, 'admin API could not listen on its new address');
+    if (wanted) {
+      try {
+        this.admin = await this.openAdmin(wanted);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, admin: now }, 'admin API could not listen on its new address; keeping the old one');
+        return;
+      }
+    } else {
+      this.admin = null;
+      this.log.info('admin API disabled');
     }
-    if (!now) this.log.info('admin API disabled');
+    void old?.close({ graceful: true });
   }
 
   private logRoutes(): void {
@@ -539,9 +565,8 @@ export class Gateway {
     if (this.config.defaultApp === null) this.log.info('unmatched hosts -> 404');
   }
 
-  private async reloadNow(): Promise<ReloadRun> {
-    const explicit = this.explicitReload;
-    this.explicitReload = false;
+  /** `explicit` (SIGHUP, admin): reload even if the file says what was last applied. */
+  private async reloadNow(explicit: boolean): Promise<ReloadRun> {
     const done = Promise.resolve();
     if (this.stopping) return { outcome: { ok: false, error: 'the gateway is shutting down' }, drained: done };
 
@@ -607,6 +632,10 @@ export class Gateway {
     if (this.stopping) {
       await Promise.all([...prepared.values()].map((p) => p.supervisor.discard(p.gen)));
       return { summary: unchangedSummary(previous), drained: Promise.resolve() };
+    }
+    // A child can become ready and then die while other apps are still starting.
+    for (const [name, { gen }] of prepared) {
+      if (!gen.allAlive()) startFailures.set(name, 'a new instance exited after it was ready, before the swap');
     }
 
     // 2. Decide what runs: failed apps keep their old version (or stay out).

@@ -78,6 +78,7 @@ export class AdminServer {
     this.server = http.createServer({ headersTimeout: 20_000, requestTimeout: 600_000 }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err));
     });
+    this.server.on('error', (err: Error) => this.log.error({ err: err.message }, 'admin listener error'));
   }
 
   listen(address: ListenAddress): Promise<AddressInfo> {
@@ -90,11 +91,17 @@ export class AdminServer {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops listening. `graceful` lets requests in progress finish (the admin
+   * call that moved the listener still gets its answer); otherwise
+   * connections are cut.
+   */
+  async close(options: { graceful?: boolean } = {}): Promise<void> {
     this.metrics.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
-      this.server.closeAllConnections();
+      if (options.graceful) this.server.closeIdleConnections();
+      else this.server.closeAllConnections();
     });
   }
 

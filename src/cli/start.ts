@@ -1,6 +1,7 @@
 import { ConfigError } from '../config/errors.js';
 import { loadConfig, parseListen } from '../config/load.js';
-import { formatListen, type ListenAddress } from '../config/schema.js';
+import type { ListenAddress } from '../config/schema.js';
+import { ListenError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import type { LevelWithSilent } from 'pino';
@@ -32,12 +33,12 @@ export async function runStart(args: CliArgs): Promise<number> {
   try {
     await gateway.start();
   } catch (err) {
-    const where = formatListen(listen ?? config.gateway.listen);
-    const reason = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message;
-    process.stderr.write(`nano-gateway: cannot listen on ${where}: ${reason}\n`);
+    const message = err instanceof ListenError ? err.message : `cannot start: ${(err as Error).message}`;
+    process.stderr.write(`nano-gateway: ${message}\n`);
     gateway.killChildren();
     flush();
-    return 1;
+    // Nothing may keep a half-started gateway alive.
+    process.exit(1);
   }
 
   let signals = 0;

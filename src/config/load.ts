@@ -24,6 +24,9 @@ export interface LoadOptions {
 
 type Table = Record<string, unknown>;
 
+/** Node's timers cap: a longer delay would fire after 1 ms. Every *_ms key stays within it. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 const TOP_KEYS = new Set(['gateway', 'admin', 'apps']);
 const GATEWAY_KEYS = new Set([
   'listen',
@@ -137,7 +140,7 @@ class Validator {
     }
   }
 
-  wholeNumber(table: Table, key: string, at: readonly string[], fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  wholeNumber(table: Table, key: string, at: readonly string[], fallback: number, min: number, max = MAX_TIMER_MS): number {
     const value = table[key];
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isInteger(value)) {
@@ -145,7 +148,7 @@ class Validator {
       return fallback;
     }
     if (value < min || value > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+      const range = `from ${min} to ${max}`;
       this.fail([...at, key], `must be ${range}, got ${value}`);
       return fallback;
     }
@@ -390,7 +393,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
 
   let defaultApp: string | null = null;
   if (typeof defaultAppSetting === 'string') {
-    if (isTable(rawApps) && !(defaultAppSetting in rawApps)) {
+    if (isTable(rawApps) && !Object.hasOwn(rawApps, defaultAppSetting)) {
       v.fail(['gateway', 'default_app'], `no app named "${defaultAppSetting}" in [apps]`);
     }
     defaultApp = defaultAppSetting;

@@ -22,16 +22,19 @@ export function answer(res: ServerResponse, status: number, message: string, hea
 }
 
 /** The same answer on a raw socket: for parse errors and failed WebSocket upgrades. */
-export function answerOnSocket(socket: Duplex, status: number, message: string): void {
+export function answerOnSocket(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = `${message}\n`;
+  let extra = '';
+  if (headers) for (const [key, value] of Object.entries(headers)) extra += `${key}: ${value}\r\n`;
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
       'content-type: text/plain; charset=utf-8\r\n' +
       `content-length: ${Buffer.byteLength(body)}\r\n` +
+      extra +
       'connection: close\r\n\r\n' +
       body,
   );

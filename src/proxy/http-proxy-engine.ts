@@ -160,13 +160,17 @@ export class HttpProxyEngine implements ProxyEngine {
     if (!request) return;
     const state = request.engineState as AttemptState;
     state.outgoing = outgoing;
-    const started = (): void => {
-      clearAttemptTimer(state);
-      this.hooks.onResponseStart(request);
-    };
     // Either the child switches protocols or it answers plain HTTP, which http-proxy-3 relays.
-    outgoing.once('upgrade', started);
-    outgoing.once('response', started);
+    outgoing.once('upgrade', () => {
+      clearAttemptTimer(state);
+      request.upgradeStatus = 101;
+      this.hooks.onResponseStart(request);
+    });
+    outgoing.once('response', (res: IncomingMessage) => {
+      clearAttemptTimer(state);
+      request.upgradeStatus = res.statusCode ?? 0;
+      this.hooks.onResponseStart(request);
+    });
   }
 
   private onResponse(upstreamRes: IncomingMessage, req: RequestWithContext, res: ServerResponse): void {

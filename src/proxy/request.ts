@@ -22,7 +22,7 @@ export class ProxyRequest {
   /** The client side has closed (finished or aborted). */
   closed = false;
   queueTimer: NodeJS.Timeout | null = null;
-  /** When it first joined a queue, for its timeout. */
+  /** When it first joined a queue: its queue_timeout_ms runs from here, however often it is queued again. */
   queuedAt = 0;
   /** Engine-owned per-attempt state (the outgoing request, timers). */
   engineState: unknown = null;
@@ -32,6 +32,8 @@ export class ProxyRequest {
   trusted = false;
   /** An engine that rewrites `req.headers` in place has done so (retries must not do it twice). */
   headersPrepared = false;
+  /** For upgrades (no ServerResponse): the status the client got, for the access log; 0 while unknown. */
+  upgradeStatus = 0;
 
   constructor(
     readonly req: IncomingMessage,

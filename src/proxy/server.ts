@@ -1,5 +1,5 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http, { ServerResponse, type IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -10,7 +10,7 @@ import type { EngineFactory, EngineHooks, ProxyEngine, UpstreamFailure } from '.
 import { clientAddress, TrustedProxies } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { UndiciEngine } from './undici-engine.js';
-import { IDEMPOTENT_METHODS, ProxyRequest } from './request.js';
+import { hasNoBody, IDEMPOTENT_METHODS, ProxyRequest } from './request.js';
 import { AppTarget } from './target.js';
 import { UpstreamRegistry } from './upstream.js';
 
@@ -92,12 +92,15 @@ export class ProxyServer implements EngineHooks {
     this.onClientClose = function (this: TaggedResponse) {
       const request = this[kRequest];
       if (!request) return;
-      if (!this.writableFinished && request.upstream) proxy.engine.cancel(request);
+      const abandoned = !this.writableFinished && request.upstream !== null;
+      // Finished (closed) first, so that the engine's error for the cancelled exchange is ignored,
+      // not counted as a failed child nor retried.
       proxy.finish(request, this.headersSent ? this.statusCode : 499);
+      if (abandoned) proxy.engine.cancel(request);
     };
     this.onSocketClose = function (this: TaggedSocket) {
       const request = this[kRequest];
-      if (request) proxy.finish(request, request.responseStarted ? 101 : 499);
+      if (request) proxy.finish(request, request.upgradeStatus || 499);
     };
 
     this.server = http.createServer(
@@ -113,6 +116,8 @@ export class ProxyServer implements EngineHooks {
       (req, res) => this.onRequest(req, res),
     );
     this.server.keepAliveTimeout = 5_000;
+    // Accept errors (EMFILE when out of descriptors) must not become an uncaught exception.
+    this.server.on('error', (err: Error) => this.log.error({ err: err.message }, 'listener error'));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
   }
@@ -172,6 +177,19 @@ export class ProxyServer implements EngineHooks {
   }
 
   /**
+   * A child that crashed: it is already out of the route table (the
+   * supervisor republished); requests still in flight to it fail on their
+   * own. Its pool and registry entry are freed so that a crash loop does
+   * not grow memory.
+   */
+  forgetUpstream(id: string): void {
+    const upstream = this.upstreams.get(id);
+    if (!upstream) return;
+    this.engine.closeUpstream(upstream);
+    this.upstreams.forget(id);
+  }
+
+  /**
    * Graceful stop: refuse new connections, let in-flight requests finish
    * (up to `timeoutMs`), then cut what is left.
    */
@@ -220,6 +238,10 @@ export class ProxyServer implements EngineHooks {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', noop);
+    if (!isWebSocketUpgrade(req)) {
+      this.serveIgnoringUpgrade(req, socket, head);
+      return;
+    }
     const host = req.headers.host;
     const problem = hostProblem(req);
     if (problem !== null) {
@@ -238,6 +260,29 @@ export class ProxyServer implements EngineHooks {
     request.client = clientAddress(req.socket.remoteAddress);
     request.trusted = this.trusted.trusts(request.client);
     this.dispatch(request);
+  }
+
+  /**
+   * Node hands every `Upgrade:` request to the upgrade path, but only
+   * WebSockets are proxied as upgrades. A client offering another protocol
+   * (`Upgrade: h2c` from curl --http2 or Java's HttpClient) gets a plain
+   * HTTP/1.1 answer, as from nginx, on a connection that then closes (the
+   * HTTP parser has already let go of it). With a body, which cannot be read
+   * any more, the answer is 400.
+   */
+  private serveIgnoringUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!hasNoBody(req) || head.length > 0) {
+      answerOnSocket(socket, 400, `bad request: cannot upgrade to ${JSON.stringify(req.headers.upgrade ?? '')}`);
+      return;
+    }
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => {
+      res.detachSocket(socket as Socket);
+      socket.end();
+    });
+    this.onRequest(req, res);
   }
 
   private dispatch(request: ProxyRequest): void {
@@ -266,7 +311,8 @@ export class ProxyServer implements EngineHooks {
     if (request.closed || request.responseStarted) return;
     // A retry goes by the current table: the child that failed may belong to a generation now draining.
     request.target = this.table.get(request.target.name) ?? request.target;
-    if (failure.kind === 'refused' && !failure.bodyConsumed) {
+    // http-proxy-3 closes the client socket of a failed upgrade itself: answer now, do not retry.
+    if (failure.kind === 'refused' && !failure.bodyConsumed && !request.isUpgrade) {
       // Nothing reached the child (it has just died, or not yet listened):
       // move to another ready child; once each has refused, wait for the
       // next route table like a queued request (the supervisor republishes
@@ -278,6 +324,7 @@ export class ProxyServer implements EngineHooks {
     }
     if (
       failure.kind === 'reset' &&
+      !request.isUpgrade &&
       !failure.bodyConsumed &&
       request.resends < MAX_RESENDS &&
       IDEMPOTENT_METHODS.has(request.req.method ?? '')
@@ -307,7 +354,10 @@ export class ProxyServer implements EngineHooks {
   private reply(request: ProxyRequest, status: number, message: string, headers?: Record<string, string>): void {
     if (status === 502 || status === 503 || status === 504) request.target.stats.upstreamErrors[status]++;
     if (request.res) answer(request.res, status, message, headers);
-    else if (request.socket) answerOnSocket(request.socket, status, message);
+    else if (request.socket) {
+      request.upgradeStatus = status;
+      answerOnSocket(request.socket, status, message, headers);
+    }
   }
 
   private enqueue(request: ProxyRequest): void {
@@ -318,13 +368,14 @@ export class ProxyServer implements EngineHooks {
       this.queues.set(name, queue);
     }
     if (!request.queueTimer) {
-      const wait = this.settings.queueTimeoutMs;
-      if (wait === 0 || queue.length >= MAX_QUEUED_PER_APP) {
+      const now = performance.now();
+      if (request.queuedAt === 0) request.queuedAt = now;
+      const remaining = this.settings.queueTimeoutMs - (now - request.queuedAt);
+      if (remaining <= 0 || queue.length >= MAX_QUEUED_PER_APP) {
         this.notReady(request);
         return;
       }
-      request.queuedAt = performance.now();
-      request.queueTimer = setTimeout(onQueueTimeout, wait, this, request);
+      request.queueTimer = setTimeout(onQueueTimeout, remaining, this, request);
     }
     queue.push(request);
   }
@@ -410,7 +461,9 @@ export class ProxyServer implements EngineHooks {
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+    // A response already on the wire (pipelining) must not get a 400 written into its middle.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable || current?.headersSent) {
       socket.destroy();
       return;
     }
@@ -454,6 +507,10 @@ function onQueueTimeout(proxy: ProxyServer, request: ProxyRequest): void {
 }
 
 function noop(): void {}
+
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return req.method === 'GET' && (req.headers.upgrade ?? '').toLowerCase().split(',').some((p) => p.trim() === 'websocket');
+}
 
 /**
  * RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host header. Node

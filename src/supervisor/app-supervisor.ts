@@ -25,6 +25,8 @@ export interface SupervisorContext {
   drainTimeoutMs(): number;
   /** A crashed or failed child is about to be started again (for the restarts counter). */
   onRestart(app: string): void;
+  /** A child that was in the route table is gone for good: free its connection pool. */
+  forgetUpstream(id: string): void;
 }
 
 /** A start of an app's children that did not become ready. */
@@ -76,6 +78,11 @@ export class Generation {
     this.slots = Array.from({ length: config.instances }, (_, i) => new InstanceSlot(i));
   }
 
+  /** Every slot has a child that is still running (a child can die after it was ready). */
+  allAlive(): boolean {
+    return this.slots.every((slot) => slot.child?.alive === true);
+  }
+
   liveChildren(): AppChild[] {
     const out: AppChild[] = [];
     for (const slot of this.slots) if (slot.child?.alive) out.push(slot.child);
@@ -99,6 +106,8 @@ export class AppSupervisor {
   private generationCount = 0;
   /** Every generation that may still have children: serving, being prepared, or draining. */
   private readonly generations = new Set<Generation>();
+  /** Generations being drained, with the drain's end. */
+  private readonly retiring = new Map<Generation, Promise<void>>();
   private stopped = false;
   private readonly log: Logger;
 
@@ -131,11 +140,17 @@ export class AppSupervisor {
     const gen = this.newGeneration(config);
     const results = await Promise.allSettled(gen.slots.map((slot) => this.startChild(gen, slot)));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure || this.stopped) {
+    // A child may have become ready and then died while its siblings were still starting.
+    const died = !failure && !gen.allAlive();
+    if (failure || died || this.stopped) {
       gen.retired = true;
       await Promise.all(gen.liveChildren().map((child) => child.stop()));
       this.generations.delete(gen);
-      const reason = failure ? (failure.reason as Error).message : 'the gateway is stopping';
+      const reason = failure
+        ? (failure.reason as Error).message
+        : died
+          ? 'a new instance exited after it was ready, before the others were'
+          : 'the gateway is stopping';
       const error = new AppStartError(this.name, reason);
       this.lastError = reason;
       throw error;
@@ -154,6 +169,14 @@ export class AppSupervisor {
     this.current = gen;
     this.config = gen.config;
     this.lastError = null;
+    // A child that died between its readiness and this swap was not restarted
+    // (its generation was not serving yet): it is now.
+    for (const slot of gen.slots) {
+      if (!slot.child?.alive) {
+        slot.crashed = true;
+        this.scheduleRestart(gen, slot, slot.child?.exitInfo?.uptimeMs ?? 0);
+      }
+    }
     if (old) {
       old.serving = false;
       old.retired = true;
@@ -173,7 +196,15 @@ export class AppSupervisor {
   }
 
   /** Drains an old generation's children (no new requests reach them), then stops them. */
-  async retire(gen: Generation): Promise<void> {
+  retire(gen: Generation): Promise<void> {
+    const running = this.retiring.get(gen);
+    if (running) return running;
+    const drained = this.drainAndStop(gen).finally(() => this.retiring.delete(gen));
+    this.retiring.set(gen, drained);
+    return drained;
+  }
+
+  private async drainAndStop(gen: Generation): Promise<void> {
     gen.serving = false;
     gen.retired = true;
     await Promise.all(
@@ -202,7 +233,9 @@ export class AppSupervisor {
     const all = [...this.generations];
     await Promise.all(
       all.map(async (gen) => {
-        if (options.drain && gen === this.current) {
+        const draining = this.retiring.get(gen);
+        if (options.drain && (gen === this.current || draining)) {
+          // An app removed right after a reload or restart: its older generation finishes its drain too.
           await this.retire(gen);
           return;
         }
@@ -349,7 +382,9 @@ export class AppSupervisor {
       slot.crashed = true;
       this.lastError = `instance ${slot.index} ${describeExit(exit)} after ${(exit.uptimeMs / 1000).toFixed(1)} s`;
       this.log.warn({ pid: child.pid, instance: slot.index, code: exit.code, signal: exit.signal }, 'instance exited unexpectedly');
+      // Out of the route table first, then its pool goes.
       if (gen.serving) this.ctx.onServingChange(this);
+      this.ctx.forgetUpstream(child.id);
     }
     // A generation being prepared does not restart: its start has failed.
     if (!gen.serving || slot.child !== child) return;
