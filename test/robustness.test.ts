@@ -25,15 +25,18 @@ import {
 
 describe('upgrades', () => {
   test('Upgrade: h2c is answered as plain HTTP/1.1 (like nginx); with a body it is 400; a failed WebSocket upgrade is 502', async () => {
-    const gw = await GatewayProcess.start({ config: gatewaySection() + fixtureApp('web', ['web.test']) });
+    const gw = await GatewayProcess.start({ config: gatewaySection('drain_timeout_ms = 20000') + fixtureApp('web', ['web.test']) });
     try {
       const h2c = await rawRequest(
         gw.port,
-        'GET /info HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+        'GET /info?h2c=1 HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
       );
       assert.equal(statusOf(h2c), 200, h2c);
       assert.match(h2c, /"app":"web"/);
       assert.doesNotMatch(h2c, /"upgrade"/, 'the child does not see the upgrade offer');
+      // The request is finished like any other: logged, and not left in flight.
+      const line = await gw.waitForLog((l) => l.kind === 'access' && l.path === '/info?h2c=1');
+      assert.equal(line.status, 200);
 
       const withBody = await rawRequest(gw.port, 'POST /echo HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc');
       assert.equal(statusOf(withBody), 400, withBody);
@@ -48,6 +51,11 @@ describe('upgrades', () => {
       assert.match(refusedWs, /web/);
       assert.ok(Date.now() - started < 4_000, 'answered, not left hanging');
       assert.equal((await gw.request({ host: 'web.test', path: '/info' })).status, 200);
+      // Nothing is counted in flight any more: SIGTERM does not wait out drain_timeout_ms (20 s).
+      const stopping = Date.now();
+      const exit = await gw.stop('SIGTERM');
+      assert.equal(exit.code, 0);
+      assert.ok(Date.now() - stopping < 8_000, `shutdown took ${Date.now() - stopping} ms`);
     } finally {
       await gw.cleanup();
     }

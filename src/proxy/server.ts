@@ -279,8 +279,10 @@ export class ProxyServer implements EngineHooks {
     res.shouldKeepAlive = false;
     res.assignSocket(socket as Socket);
     res.once('finish', () => {
+      // As Node's server does for its own responses: detach, close, then 'close' (which finishes the request).
       res.detachSocket(socket as Socket);
       socket.end();
+      process.nextTick(() => res.emit('close'));
     });
     this.onRequest(req, res);
   }
