@@ -45,7 +45,7 @@ const MANY_APPS = Number(opts.apps);
 const STARTUP_APPS = Number(opts['startup-apps']);
 const RATE = Number(opts.rate);
 const RATE_SECONDS = Number(opts['rate-seconds']);
-const SECTIONS = new Set((opts.only ?? 'main,latency,big,apps,reload,startup').split(','));
+const SECTIONS = new Set((opts.only ?? 'main,cpu,latency,big,apps,reload,startup').split(','));
 /** Main rows whose name matches this run; the others are skipped (for quick comparisons). */
 const MATCH = new RegExp(opts.match ?? '.', 'i');
 /** Main rows run this many times, interleaved; each row reports the run with its median req/s. */
@@ -350,6 +350,34 @@ async function mainRows(dir, hello, results) {
   });
 }
 
+/**
+ * Proxy CPU per request at a fixed, unsaturated rate: steadier than
+ * saturation throughput on a noisy machine, because how many requests share
+ * an event-loop turn no longer depends on the run. Rounds follow --repeat.
+ */
+async function cpuRows(dir, hello, results) {
+  const targets = [
+    ['nano-gateway (access log on)', () => startGateway(dir, 1, { accessLog: true })],
+    ['nano-gateway (access log off)', () => startGateway(dir, 1, { accessLog: false })],
+    ['minimal undici Pool.dispatch proxy', () => startMinimalProxy('undici-dispatch', hello.port)],
+  ];
+  const runs = new Map(targets.map(([name]) => [name, []]));
+  for (let round = 0; round < REPEAT; round++) {
+    for (const [name, start] of targets) {
+      const target = await start();
+      const before = cpuTicks(target.pids());
+      // fixed-rate.mjs sends 2 s of warm-up at the same rate: those requests cost CPU too.
+      await runJson(process.execPath, [path.join(BENCH, 'fixed-rate.mjs'), `http://127.0.0.1:${target.port}/`, HOST, String(RATE), String(RATE_SECONDS)]);
+      const requests = RATE * (RATE_SECONDS + 2);
+      runs.get(name).push((((cpuTicks(target.pids()) - before) / CLK_TCK) * 1e6) / requests);
+      await target.stop();
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  results.cpu = { rate: RATE, rows: [...runs].map(([name, us]) => ({ name, usPerReq: median(us), runs: us })) };
+  for (const row of results.cpu.rows) process.stdout.write(`  ${row.name}: ${row.usPerReq.toFixed(1)} µs CPU per request at ${RATE} req/s\n`);
+}
+
 async function latencyRows(dir, hello, results) {
   // fixed-rate.mjs warms up for 2 s at the same rate before it counts.
   const fixed = (port) => runJson(process.execPath, [path.join(BENCH, 'fixed-rate.mjs'), `http://127.0.0.1:${port}/`, HOST, String(RATE), String(RATE_SECONDS)]);
@@ -475,6 +503,12 @@ function printTables(results) {
     );
   }
   const extra = [];
+  if (results.cpu) {
+    const dispatch = results.cpu.rows.find((r) => /dispatch/.test(r.name));
+    for (const r of results.cpu.rows) {
+      extra.push({ measure: `proxy CPU per request at ${results.cpu.rate} req/s: ${r.name}`, value: `${fmt(r.usPerReq, 1)} µs (× undici-dispatch ${fmt(r.usPerReq / dispatch.usPerReq)})` });
+    }
+  }
   if (results.latency) {
     const l = results.latency;
     extra.push({ measure: `added latency at ${l.rate} req/s, p50 (gateway ${fmt(l.gateway.p50_us / 1000, 3)} − direct ${fmt(l.direct.p50_us / 1000, 3)} ms)`, value: `${fmt(l.addedP50Ms, 3)} ms` });
@@ -521,6 +555,7 @@ async function main() {
   const hello = await startHello();
   try {
     if (SECTIONS.has('main')) await mainRows(dir, hello, results);
+    if (SECTIONS.has('cpu')) await cpuRows(dir, hello, results);
     if (SECTIONS.has('latency')) await latencyRows(dir, hello, results);
     if (SECTIONS.has('big')) await bigRows(dir, hello, results);
     if (SECTIONS.has('apps')) await manyAppRows(dir, results);

@@ -26,9 +26,12 @@ test('the bench script runs every row and writes its figures as JSON', async () 
         apps: { single: Row; many: Row };
         reload: { steady: Row; during: Row; reloads: number };
         startup: { apps: number; allReadyMs: number };
+        cpu: { rows: Array<{ name: string; usPerReq: number }> };
       };
     };
-    const { main, latency, big, apps, reload, startup } = report.results;
+    const { main, latency, big, apps, reload, startup, cpu } = report.results;
+    assert.equal(cpu.rows.length, 3);
+    for (const row of cpu.rows) assert.ok(row.usPerReq > 0, `${row.name} used CPU`);
     const names = main.map((r) => r.name).join(' | ');
     for (const expected of [/^direct/, /access log on/, /access log off/, /Pool\.dispatch/, /Pool\.stream/, /http-proxy-3/, /TCP pipe/]) {
       assert.ok(main.some((r) => expected.test(r.name)), `row ${expected} in ${names}`);
