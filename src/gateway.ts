@@ -28,6 +28,8 @@ export type ReloadTrigger = 'file' | 'signal' | 'admin';
 
 export interface GatewayOptions {
   config: GatewayConfig;
+  /** The text `config` was parsed from: what the watcher compares the file against. */
+  configText?: string;
   logger: Logger;
   /** For high-volume lines (access log, children's output); defaults to `logger`. */
   bulkLogger?: Logger;
@@ -115,6 +117,7 @@ export class Gateway {
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
+    this.seenText = options.configText ?? null;
     this.fileOrder = options.config.apps.map((a) => a.name);
     this.log = options.logger;
     this.listenAddress = options.listen ?? options.config.gateway.listen;
@@ -140,11 +143,6 @@ export class Gateway {
 
   /** Listens at once (requests for apps not ready yet queue), then starts every app. */
   async start(): Promise<AddressInfo> {
-    try {
-      this.seenText = readFileSync(this.config.file, 'utf8');
-    } catch {
-      // Not on disk (yet): the watcher applies the file once it appears.
-    }
     this.publish();
     try {
       this.address = await this.proxy.listen(this.listenAddress);
@@ -375,13 +373,6 @@ export class Gateway {
     const app = this.config.apps.find((a) => a.name === name);
     if (app) return this.statusOf(app);
     return this.failedApps.has(name) ? this.failedStatus(name) : null;
-  }
-
-  /** Children alive across every app and generation (for leak checks). */
-  liveChildCount(): number {
-    let n = 0;
-    for (const supervisor of this.allSupervisors) n += supervisor.liveChildCount();
-    return n;
   }
 
   /** Builds the route table from every app's ready children and swaps it in. */

@@ -72,12 +72,17 @@ export function effectiveDefault(next: GatewayConfig, apps: readonly AppConfig[]
   return apps[0]?.name ?? null;
 }
 
-export function summaryLine(summary: ReloadSummary): string {
+/** "added a; changed b; removed c", or "nothing changed"; with `failed`, the failed apps too. */
+export function describeChanges(summary: ReloadSummary, options: { failed: boolean }): string {
   const parts = [
     summary.added.length ? `added ${summary.added.join(', ')}` : '',
     summary.changed.length ? `changed ${summary.changed.join(', ')}` : '',
     summary.removed.length ? `removed ${summary.removed.join(', ')}` : '',
-    summary.failed.length ? `failed ${summary.failed.map((f) => f.name).join(', ')}` : '',
+    options.failed && summary.failed.length ? `failed ${summary.failed.map((f) => f.name).join(', ')}` : '',
   ].filter(Boolean);
-  return parts.length ? `reload finished: ${parts.join('; ')}` : 'reload finished: nothing changed';
+  return parts.length ? parts.join('; ') : 'nothing changed';
+}
+
+export function summaryLine(summary: ReloadSummary): string {
+  return `reload finished: ${describeChanges(summary, { failed: true })}`;
 }

@@ -5,21 +5,22 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import toml from 'toml';
 import {
   adminCall,
   adminGatewaySection,
+  type AdminReply,
   childPidsOf,
   FIXTURE_APP,
   fixtureApp,
-  gatewaySection,
   GatewayProcess,
+  gatewaySection,
   processAlive,
+  rawRequest,
   request,
   waitFor,
-  type AdminReply,
 } from './helpers.js';
 
 delete process.env.NANO_ADMIN_TOKEN;
@@ -178,7 +179,7 @@ describe('read endpoints, errors and the separate listener', () => {
       assertError(await adminCall(port, 'POST', '/admin/apps', { body, headers: { 'content-type': 'application/json' } }), 400);
     }
     // Declared too large: refused before the body is read.
-    const declared = await rawExchange(
+    const declared = await rawRequest(
       port,
       `POST /admin/apps HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n{"name":`,
     );
@@ -238,24 +239,6 @@ describe('read endpoints, errors and the separate listener', () => {
   });
 });
 
-/** Sends raw bytes (not all of a declared body) and reads the answer until the server closes or 5 s pass. */
-function rawExchange(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => (data += d));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-    socket.on('error', (err) => (data ? resolve(data) : reject(err)));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(data);
-    }, 5_000);
-  });
-}
 
 /** A POST with a chunked body (no Content-Length), written in 64 KiB pieces. */
 function chunkedPost(port: number, path: string, body: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
@@ -899,3 +882,36 @@ describe('token', () => {
     }
   });
 });
+
+describe('app states (SPEC §6)', () => {
+  test('starting until ready, failed when the latest start never became ready, restarting after a crash', async () => {
+    const gw = await GatewayProcess.start({
+      config:
+        adminGatewaySection() +
+        fixtureApp('starter', ['starter.test'], 'env = { HEALTH_FILE = "never.flag" }\ncwd = "."\nready_timeout_ms = 60000') +
+        fixtureApp('failer', ['failer.test'], 'env = { HEALTH_STATUS = "500" }\nready_timeout_ms = 300') +
+        fixtureApp('crasher', ['crasher.test'], 'env = { HEALTH_FILE = "ok.flag" }\ncwd = "."\nready_timeout_ms = 60000'),
+      files: { 'ok.flag': 'ok' },
+      readyApps: { crasher: 1 },
+    });
+    try {
+      const admin = await gw.adminPort();
+      const state = async (name: string): Promise<{ state: string; last_error: string | null }> =>
+        (await adminCall(admin, 'GET', `/admin/apps/${name}`)).json as { state: string; last_error: string | null };
+      assert.equal((await state('starter')).state, 'starting');
+      assert.equal((await state('crasher')).state, 'ready');
+      await gw.waitForLog((l) => l.app === 'failer' && l.msg === 'instance failed to start');
+      const failer = await state('failer');
+      assert.equal(failer.state, 'failed');
+      assert.match(failer.last_error ?? '', /not ready within 300 ms/);
+      // The restarted child will never be healthy, so the app stays without a ready instance.
+      rmSync(path.join(gw.dir, 'ok.flag'));
+      await gw.request({ host: 'crasher.test', path: '/crash' });
+      await waitFor(async () => (await state('crasher')).state === 'restarting' || undefined, 'crasher to be restarting');
+      assert.match((await state('crasher')).last_error ?? '', /exited with code 1/);
+    } finally {
+      await gw.cleanup();
+    }
+  });
+});
+

@@ -4,20 +4,20 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   adminCall,
   childPidsOf,
   fixtureApp,
+  freePort,
   GatewayProcess,
   processAlive,
   runCli,
+  type RunResult,
   tempDir,
   waitFor,
   writeFiles,
-  type RunResult,
 } from './helpers.js';
 
 delete process.env.NANO_ADMIN_TOKEN;
@@ -31,17 +31,6 @@ function assertOneErrorLine(res: RunResult): string {
   return lines[0] as string;
 }
 
-/** A loopback port that the OS just handed out and that is free again. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Established TCP connections whose local end is 127.0.0.1:port (the server side of clients connected to it). */
 function serverConnections(port: number): number {

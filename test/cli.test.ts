@@ -4,11 +4,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  GatewayProcess,
-  ROOT,
   canConnect,
   fixtureApp,
+  freePort,
+  GatewayProcess,
   gatewaySection,
+  ROOT,
   runCli,
   tempDir,
   writeFiles,
@@ -37,17 +38,6 @@ function assertOneLine(stderr: string): string {
   return lines[0]!;
 }
 
-/** A loopback port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('check', () => {
   const config = `[gateway]

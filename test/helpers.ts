@@ -411,6 +411,18 @@ export function runCli(args: string[], options: { cwd?: string; env?: Record<str
   return runNode(CLI, args, options);
 }
 
+/** A loopback port that the OS just handed out and that is free again. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

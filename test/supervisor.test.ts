@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { RestartBackoff } from '../src/supervisor/backoff.js';
 import { FIXTURE_APP, fixtureApp, gatewaySection, GatewayProcess, processAlive, waitFor } from './helpers.js';
 
 interface Info {
@@ -248,3 +249,15 @@ describe('instances', () => {
     }
   });
 });
+
+describe('restart backoff', () => {
+  test('100 ms doubling to 30 s, back to 100 ms after a child stayed up 60 s', () => {
+    const backoff = new RestartBackoff();
+    const delays = Array.from({ length: 11 }, () => backoff.next(50));
+    assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+    assert.equal(backoff.next(59_999), 30000, 'under a minute up: still backing off');
+    assert.equal(backoff.next(60_000), 100, 'a minute up: the next crash starts over');
+    assert.equal(backoff.next(10), 200);
+  });
+});
+

@@ -1,3 +1,4 @@
+import { describeChanges, type ReloadSummary } from '../reload.js';
 import type { CliArgs } from './args.js';
 import { adminRequest, CliError, errorMessage, resolveAdminTarget, type AdminTarget } from './admin-client.js';
 import { formatTable } from './table.js';
@@ -19,14 +20,6 @@ interface AppJson {
   instances: InstanceJson[];
   requests_total: number;
   last_error: string | null;
-}
-
-interface ReloadJson {
-  added: string[];
-  removed: string[];
-  changed: string[];
-  unchanged: string[];
-  failed: Array<{ name: string; error: string }>;
 }
 
 function target(args: CliArgs): AdminTarget {
@@ -89,13 +82,8 @@ export async function runStatus(args: CliArgs): Promise<number> {
 export async function runReload(args: CliArgs): Promise<number> {
   const reply = await adminRequest(target(args), 'POST', '/admin/reload');
   if (reply.status !== 200) throw new CliError(`reload rejected: ${errorMessage(reply)}`);
-  const summary = reply.body as ReloadJson;
-  const parts = [
-    summary.added.length ? `added ${summary.added.join(', ')}` : '',
-    summary.changed.length ? `changed ${summary.changed.join(', ')}` : '',
-    summary.removed.length ? `removed ${summary.removed.join(', ')}` : '',
-  ].filter(Boolean);
-  process.stdout.write(`reloaded: ${parts.length ? parts.join('; ') : 'nothing changed'}\n`);
+  const summary = reply.body as ReloadSummary;
+  process.stdout.write(`reloaded: ${describeChanges(summary, { failed: false })}\n`);
   for (const f of summary.failed) process.stdout.write(`failed ${f.name}: ${f.error}\n`);
   if (summary.failed.length > 0) {
     process.stderr.write(`nano-gateway: ${summary.failed.length} app${summary.failed.length === 1 ? '' : 's'} kept their running version (see above)\n`);

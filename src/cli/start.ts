@@ -14,8 +14,9 @@ import type { CliArgs } from './args.js';
  */
 export async function runStart(args: CliArgs): Promise<number> {
   let config;
+  let configText;
   try {
-    config = loadConfig(args.config).config;
+    ({ config, text: configText } = loadConfig(args.config));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -28,7 +29,7 @@ export async function runStart(args: CliArgs): Promise<number> {
     level: (args.logLevel ?? 'info') as LevelWithSilent,
     pretty: args.pretty ?? Boolean(process.stdout.isTTY),
   });
-  const gateway = new Gateway({ config, logger, bulkLogger: bulk, ...(listen ? { listen } : {}) });
+  const gateway = new Gateway({ config, configText, logger, bulkLogger: bulk, ...(listen ? { listen } : {}) });
 
   try {
     await gateway.start();

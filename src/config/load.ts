@@ -251,9 +251,9 @@ function validateAdmin(v: Validator, raw: unknown, env: NodeJS.ProcessEnv): Admi
 /**
  * Validates one `[apps.NAME]` table, recording issues on `v`. Returns the
  * best-effort result even when invalid, so that checks across apps (host
- * clashes) still run. Also used by the admin API for apps sent as JSON.
+ * clashes) still run.
  */
-export function validateApp(v: Validator, name: string, raw: unknown, baseDir: string): AppConfig | undefined {
+function validateApp(v: Validator, name: string, raw: unknown, baseDir: string): AppConfig | undefined {
   const at = ['apps', name];
   if (!APP_NAME_PATTERN.test(name)) {
     v.fail(at, 'invalid app name: use 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
@@ -427,4 +427,3 @@ export function loadConfig(file: string, options: LoadOptions = {}): { config: G
   return { config: parseConfig(text, abs, { ...options, displayFile }), text };
 }
 
-export { Validator };

@@ -143,10 +143,6 @@ export class ProxyServer implements EngineHooks {
     this.flushQueues();
   }
 
-  currentTable(): RouteTableData {
-    return this.table.data;
-  }
-
   statsFor(app: string): AppStats {
     return this.stats.for(app);
   }

@@ -79,10 +79,4 @@ export class UpstreamRegistry {
   all(): IterableIterator<Upstream> {
     return this.byId.values();
   }
-
-  totalInFlight(): number {
-    let n = 0;
-    for (const upstream of this.byId.values()) n += upstream.inFlight;
-    return n;
-  }
 }

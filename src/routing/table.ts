@@ -85,8 +85,4 @@ export class RouteTable<T> {
   get(name: string): T | undefined {
     return this.byName.get(name);
   }
-
-  targets(): IterableIterator<T> {
-    return this.byName.values();
-  }
 }

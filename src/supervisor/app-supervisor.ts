@@ -257,13 +257,6 @@ export class AppSupervisor {
     for (const gen of this.generations) for (const child of gen.liveChildren()) child.kill();
   }
 
-  /** Every live child of every generation, for leak checks and status. */
-  liveChildCount(): number {
-    let n = 0;
-    for (const gen of this.generations) n += gen.liveChildren().length;
-    return n;
-  }
-
   /** Upstreams of the serving generation that may take requests. */
   servingUpstreams(): UpstreamAddress[] {
     const out: UpstreamAddress[] = [];
