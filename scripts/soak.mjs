@@ -1,0 +1,394 @@
+#!/usr/bin/env node
+// npm run soak [-- --reloads 1000 --rate 1000 --connections 32 --instances 1 --kind edit]
+//
+// The zero-drop promise under a long run of reloads (README, Reliability).
+// Starts the built gateway on a temporary config with two apps: "changed",
+// replaced by every reload, and "steady", never touched. A separate process
+// drives keep-alive load at a fixed rate at both while this script reloads
+// N times. Prints per app: sent, ok, failed by kind with a timeline; the
+// gateway's RSS and open fds along the way; the children left at the end.
+// Exits 1 on any failed request (or a stuck reload, or left-over children).
+// Not a test: it takes minutes, and its figures depend on the machine.
+import { fork, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+const APP = path.join(ROOT, 'scripts', 'soak', 'app.mjs');
+const LOAD = path.join(ROOT, 'scripts', 'soak', 'load.mjs');
+const KINDS = ['edit', 'restart', 'admin', 'signal'];
+
+const { values: opts } = parseArgs({
+  options: {
+    reloads: { type: 'string', default: '100' },
+    rate: { type: 'string', default: '1000' },
+    connections: { type: 'string', default: '32' },
+    instances: { type: 'string', default: '1' },
+    kind: { type: 'string', default: 'edit' },
+    // Spread the reloads over this many seconds; 0: back to back.
+    duration: { type: 'string', default: '0' },
+    // Variations for hunting races; none is needed for the headline run.
+    'keepalive-ms': { type: 'string' },
+    'access-log': { type: 'string', default: 'true' },
+    'delay-ms': { type: 'string', default: '0' },
+    client: { type: 'string', default: 'undici' },
+    post: { type: 'string', default: '0' },
+    'keep-dir': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (opts.help) {
+  process.stdout.write(`npm run soak -- [options]
+  --reloads N        reloads to make (default 100)
+  --rate R           requests per second, split over the two apps (default 1000)
+  --connections C    keep-alive connections of the load generator (default 32)
+  --instances K      instances of each app (default 1)
+  --kind K           edit (save nano.toml), restart (admin restart), admin (edit + POST /admin/reload),
+                     signal (edit + SIGHUP); default edit
+  --duration S       spread the reloads over S seconds; 0 (default): back to back
+  --keepalive-ms MS  the apps' keepAliveTimeout (default Node's 5000)
+  --access-log BOOL  [gateway] access_log (default true)
+  --delay-ms MS      each app request takes this long (default 0)
+  --client C         undici (default) or node (node:http Agent)
+  --post P           percent of requests that are POSTs (never retried by the gateway; default 0)
+  --keep-dir         keep the temporary directory (config, gateway log)
+`);
+  process.exit(0);
+}
+
+const RELOADS = Number(opts.reloads);
+const RATE = Number(opts.rate);
+const CONNECTIONS = Number(opts.connections);
+const INSTANCES = Number(opts.instances);
+const KIND = opts.kind;
+const DURATION_S = Number(opts.duration);
+if (!KINDS.includes(KIND)) fail(`--kind must be one of ${KINDS.join(', ')}`);
+for (const [name, value] of Object.entries({ reloads: RELOADS, rate: RATE, connections: CONNECTIONS, instances: INSTANCES })) {
+  if (!Number.isInteger(value) || value < 1) fail(`--${name} must be a whole number >= 1`);
+}
+
+const HOSTS = { changed: 'changed.soak', steady: 'steady.soak' };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function fail(message) {
+  process.stderr.write(`soak: ${message}\n`);
+  process.exit(2);
+}
+
+function config(version) {
+  const env = (v) => {
+    const pairs = [`VERSION = "${v}"`];
+    if (opts['keepalive-ms']) pairs.push(`KEEPALIVE_MS = "${opts['keepalive-ms']}"`);
+    if (Number(opts['delay-ms']) > 0) pairs.push(`DELAY_MS = "${opts['delay-ms']}"`);
+    return `{ ${pairs.join(', ')} }`;
+  };
+  const app = (name, v) => `[apps.${name}]
+hosts = ["${HOSTS[name]}"]
+entry = ${JSON.stringify(APP)}
+health_path = "/health"
+instances = ${INSTANCES}
+env = ${env(v)}
+`;
+  return `[gateway]
+listen = "127.0.0.1:0"
+access_log = ${opts['access-log'] !== 'false'}
+
+[admin]
+listen = "127.0.0.1:0"
+
+${app('changed', version)}
+${app('steady', 'steady')}`;
+}
+
+// ---- the gateway ------------------------------------------------------------
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'nano-soak-'));
+const configFile = path.join(dir, 'nano.toml');
+writeFileSync(configFile, config(0));
+
+const gateway = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+let gatewayExit = null;
+gateway.once('exit', (code, signal) => (gatewayExit = { code, signal }));
+let stderr = '';
+gateway.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+
+/** The gateway's own lines (not access lines, not app output), newest last; bounded. */
+const events = [];
+const waiters = new Set();
+let partial = '';
+gateway.stdout.setEncoding('utf8').on('data', (chunk) => {
+  partial += chunk;
+  let nl;
+  while ((nl = partial.indexOf('\n')) !== -1) {
+    const line = partial.slice(0, nl);
+    partial = partial.slice(nl + 1);
+    if (line.includes('"kind":"access"') || line.includes('"stream":"std')) continue;
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    events.push(entry);
+    if (events.length > 5000) events.splice(0, 1000);
+    for (const waiter of waiters) waiter(entry);
+  }
+});
+
+/** Resolves with the first line from now on that `match`es. */
+function nextEvent(match, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const waiter = (entry) => {
+      if (!match(entry)) return;
+      waiters.delete(waiter);
+      clearTimeout(timer);
+      resolve(entry);
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(waiter);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    waiters.add(waiter);
+  });
+}
+
+function adminCall(port, method, urlPath) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function procStats(pid) {
+  let rss = 0;
+  try {
+    rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    // exited
+  }
+  let fds = 0;
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    // exited
+  }
+  return { rss, fds };
+}
+
+function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function commandOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(-1)[0] ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
+// ---- one reload ---------------------------------------------------------------
+
+let version = 0;
+
+/** Writes the config the way editors save (temporary file, then rename). */
+function saveConfig() {
+  version++;
+  const tmp = `${configFile}.tmp`;
+  writeFileSync(tmp, config(version));
+  renameSync(tmp, configFile);
+}
+
+const finishedWithChange = (entry) =>
+  typeof entry.msg === 'string' && entry.msg.startsWith('reload finished') && Array.isArray(entry.changed) && entry.changed.includes('changed');
+
+async function reloadOnce(adminPort) {
+  switch (KIND) {
+    case 'edit': {
+      const done = nextEvent(finishedWithChange, 60_000, 'the reload of the edited file');
+      saveConfig();
+      await done;
+      return;
+    }
+    case 'signal': {
+      const done = nextEvent(finishedWithChange, 60_000, 'the reload after SIGHUP');
+      saveConfig();
+      gateway.kill('SIGHUP');
+      await done;
+      return;
+    }
+    case 'admin': {
+      // The file watcher may see the edit first; either way the change is applied once.
+      const done = nextEvent(finishedWithChange, 60_000, 'the reload of the edited file');
+      saveConfig();
+      const res = await adminCall(adminPort, 'POST', '/admin/reload');
+      if (res.status !== 200) throw new Error(`POST /admin/reload answered ${res.status}: ${res.body}`);
+      await done;
+      return;
+    }
+    case 'restart': {
+      const res = await adminCall(adminPort, 'POST', '/admin/apps/changed/restart');
+      if (res.status !== 200) throw new Error(`POST /admin/apps/changed/restart answered ${res.status}: ${res.body}`);
+      return;
+    }
+  }
+}
+
+// ---- the run --------------------------------------------------------------------
+
+async function main() {
+  const listening = await nextEvent((e) => e.msg?.startsWith('listening on'), 20_000, 'the gateway to listen');
+  const port = Number(new URL(listening.address).port);
+  const admin = await nextEvent((e) => e.msg?.startsWith('admin API listening on'), 20_000, 'the admin API');
+  const adminPort = Number(new URL(admin.admin).port);
+  let ready = events.filter((e) => e.msg === 'instance ready').length;
+  while (ready < 2 * INSTANCES) {
+    await nextEvent((e) => e.msg === 'instance ready', 20_000, 'the apps to be ready');
+    ready++;
+  }
+
+  const load = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const result = new Promise((resolve, reject) => {
+    load.on('message', (m) => m.result && resolve(m.result));
+    load.once('exit', (code) => reject(new Error(`the load generator exited (${code}) without a result`)));
+  });
+  load.send({
+    start: {
+      url: `http://127.0.0.1:${port}/`,
+      hosts: [HOSTS.changed, HOSTS.steady],
+      rate: RATE,
+      connections: CONNECTIONS,
+      client: opts.client,
+      post: Number(opts.post),
+    },
+  });
+  const loadStarted = Date.now();
+  // Traffic settles (connections open, JIT warms) before the first reload.
+  await sleep(1000);
+
+  const samples = [];
+  const sampleAt = new Set([0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(f * RELOADS)));
+  const sample = (done) => samples.push({ reloads: done, t: (Date.now() - loadStarted) / 1000, ...procStats(gateway.pid) });
+  const reloadTimes = [];
+  const startedAt = Date.now();
+  let problem = null;
+  const progressEvery = Math.max(1, Math.round(RELOADS / 10));
+  for (let i = 0; i < RELOADS; i++) {
+    if (sampleAt.has(i)) sample(i);
+    if (DURATION_S > 0) {
+      const due = startedAt + (i * DURATION_S * 1000) / RELOADS;
+      if (Date.now() < due) await sleep(due - Date.now());
+    }
+    if (gatewayExit) {
+      problem = `the gateway exited during the run: ${JSON.stringify(gatewayExit)} ${stderr}`;
+      break;
+    }
+    const began = Date.now();
+    try {
+      await reloadOnce(adminPort);
+    } catch (err) {
+      problem = `reload ${i + 1}: ${err.message}`;
+      break;
+    }
+    reloadTimes.push(Date.now() - began);
+    if ((i + 1) % progressEvery === 0) process.stdout.write(`  ${i + 1}/${RELOADS} reloads (${((Date.now() - startedAt) / 1000).toFixed(0)} s)\n`);
+  }
+  if (!problem) sample(RELOADS);
+  await sleep(1000);
+  load.send({ stop: true });
+  const r = await result;
+  // The old generation's drain has ended for the last reload; what is left should be one generation.
+  const children = childPids(gateway.pid);
+  report({ r, samples, reloadTimes, children, problem });
+
+  gateway.kill('SIGTERM');
+  const exit = await new Promise((resolve) => (gatewayExit ? resolve(gatewayExit) : gateway.once('exit', (code, signal) => resolve({ code, signal }))));
+  const orphans = children.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  process.stdout.write(`gateway stopped: exit ${exit.code ?? exit.signal}; children still running after it: ${orphans.length}\n`);
+  if (opts['keep-dir']) process.stdout.write(`kept ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
+
+  const failed = Object.values(r.hosts).reduce((n, h) => n + h.failures.length, 0) + r.unanswered;
+  const bad = failed > 0 || problem !== null || children.length !== 2 * INSTANCES || exit.code !== 0;
+  process.stdout.write(bad ? 'FAILED\n' : 'OK: no failed request\n');
+  process.exit(bad ? 1 : 0);
+}
+
+function report({ r, samples, reloadTimes, children, problem }) {
+  const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  const out = [];
+  out.push(
+    `\nsoak: ${reloadTimes.length} ${KIND} reloads${DURATION_S > 0 ? ` over ${DURATION_S} s` : ', back to back'}, ` +
+      `${RATE} req/s over ${CONNECTIONS} ${opts.client} connections, ${INSTANCES} instance(s) per app` +
+      `${opts['keepalive-ms'] ? `, app keepAliveTimeout ${opts['keepalive-ms']} ms` : ''}, access log ${opts['access-log'] !== 'false' ? 'on' : 'off'}`,
+  );
+  if (reloadTimes.length > 0) {
+    const sorted = [...reloadTimes].sort((a, b) => a - b);
+    out.push(`reload time: median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms`);
+  }
+  out.push('');
+  out.push('app      requests       ok   failed   p50 ms   p99 ms   max ms');
+  for (const [name, host] of Object.entries(HOSTS)) {
+    const h = r.hosts[host];
+    out.push(
+      `${name.padEnd(8)} ${String(h.sent).padStart(8)} ${String(h.ok).padStart(8)} ${String(h.failures.length).padStart(8)} ` +
+        `${(h.p50Us / 1000).toFixed(2).padStart(8)} ${(h.p99Us / 1000).toFixed(2).padStart(8)} ${(h.maxUs / 1000).toFixed(1).padStart(8)}`,
+    );
+  }
+  if (r.unanswered > 0) out.push(`requests never answered (still in flight 30 s after the load stopped): ${r.unanswered}`);
+  for (const [name, host] of Object.entries(HOSTS)) {
+    const failures = r.hosts[host].failures;
+    if (failures.length === 0) continue;
+    out.push(`\n${name}: failures by kind`);
+    const byKind = new Map();
+    for (const f of failures) byKind.set(f.kind, [...(byKind.get(f.kind) ?? []), f]);
+    for (const [kind, list] of byKind) {
+      const timeline = new Map();
+      for (const f of list) timeline.set(Math.floor(f.t / 1000), (timeline.get(Math.floor(f.t / 1000)) ?? 0) + 1);
+      out.push(`  ${kind}: ${list.length}   (second → count: ${[...timeline].map(([s, n]) => `${s}s→${n}`).join(', ')})`);
+      for (const f of list.slice(0, 5)) if (f.socket) out.push(`    ${f.method} at ${f.t} ms, socket ${JSON.stringify(f.socket)}`);
+    }
+  }
+  out.push('\ngateway along the run:');
+  out.push('reloads   at s       RSS   open fds');
+  for (const s of samples) out.push(`${String(s.reloads).padStart(7)} ${s.t.toFixed(0).padStart(6)} ${mb(s.rss).padStart(9)} ${String(s.fds).padStart(10)}`);
+  out.push(
+    `\nchildren left at the end: ${children.length} (expected ${2 * INSTANCES})${children.length ? `: ${children.map((p) => `${p} ${path.basename(commandOf(p))}`).join(', ')}` : ''}`,
+  );
+  const warnings = events.filter((e) => e.level >= 40);
+  if (warnings.length > 0) {
+    const byMsg = new Map();
+    for (const w of warnings) byMsg.set(w.msg, (byMsg.get(w.msg) ?? 0) + 1);
+    out.push(`gateway warnings and errors: ${[...byMsg].map(([m, n]) => `${n} × "${m}"`).join('; ')}`);
+  }
+  if (problem) out.push(`\nPROBLEM: ${problem}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`soak: ${err.stack ?? err.message}\n${stderr}`);
+  gateway.kill('SIGKILL');
+  process.exit(1);
+});
