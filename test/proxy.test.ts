@@ -69,9 +69,15 @@ function send(
 }
 
 /** Raw bytes in; everything the server sends, and whether the server closed the connection before `timeoutMs`. */
-function rawExchange(port: number, text: string, timeoutMs = 5_000): Promise<{ data: string; closedByServer: boolean }> {
+function rawExchange(
+  port: number,
+  text: string,
+  timeoutMs = 5_000,
+  options: { end?: boolean } = {},
+): Promise<{ data: string; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
+    // `end`: half-close after the text, as `nc -N` does.
+    const socket = net.connect(port, '127.0.0.1', () => (options.end ? socket.end(text) : socket.write(text)));
     let data = '';
     let timedOut = false;
     socket.setEncoding('utf8');
@@ -220,6 +226,37 @@ describe('proxy', () => {
       gw.logs.filter((l) => l.kind === 'access' && String(l.path).includes('probe=')).map((l) => l.path),
       [],
     );
+  });
+
+  test('a request line without an HTTP version (HTTP/0.9) and CONNECT get 400 and a closed connection; no app sees them', async () => {
+    // HTTP/0.9: the request line, then an empty line; or the line alone from a client that then stops sending.
+    for (const [text, end] of [
+      ['GET /info?probe=http09\r\n\r\n', false],
+      ['GET /info?probe=http09-bare\r\n', true],
+    ] as const) {
+      const { data, closedByServer } = await rawExchange(gw.port, text, 5_000, { end });
+      assert.equal(statusOf(data), 400, `${JSON.stringify(text)}: ${data}`);
+      if (!end) assert.match(data, /without an HTTP version \(HTTP\/0\.9\)/, data);
+      assert.equal((data.match(/HTTP\/1\.1 /g) ?? []).length, 1, `one answer: ${data}`);
+      assert.ok(closedByServer, `${JSON.stringify(text)}: the gateway closed the connection`);
+    }
+    const connect = await rawExchange(gw.port, 'CONNECT x.test:443 HTTP/1.1\r\nHost: x.test:443\r\n\r\n');
+    assert.equal(statusOf(connect.data), 400, connect.data);
+    assert.match(connect.data, /CONNECT/);
+    assert.ok(connect.closedByServer, 'the gateway closed the CONNECT connection');
+    // HTTP/2.0 in an HTTP/1 request line is not a version the gateway speaks there.
+    const h2 = await rawExchange(gw.port, 'GET /info?probe=h2line HTTP/2.0\r\nHost: x.test\r\n\r\n');
+    assert.equal(statusOf(h2.data), 505, h2.data);
+    assert.ok(h2.closedByServer);
+    await assertServing(gw, 'x.test', 'alpha');
+    await gw.request({ host: 'x.test', path: '/marker-after-http09' });
+    await gw.waitForLog((l) => l.kind === 'access' && l.path === '/marker-after-http09');
+    assert.deepEqual(
+      gw.logs.filter((l) => l.kind === 'access' && (String(l.path).includes('probe=') || l.method === 'CONNECT')).map((l) => l.path),
+      [],
+    );
+    const counts = JSON.parse((await gw.request({ host: 'other.test', path: '/counts' })).body) as Record<string, number>;
+    assert.equal(counts['/info'] ?? 0, 0, 'the default app saw none of the probes');
   });
 
   // ---- 4. bodies ------------------------------------------------------------

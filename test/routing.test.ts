@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { normalizeConfigHost, normalizeHost } from '../src/routing/host.js';
+import { hostNameOf, normalizeConfigHost, normalizeHost } from '../src/routing/host.js';
 import { RouteTable } from '../src/routing/table.js';
 import { fixtureApp, gatewaySection, GatewayProcess, rawRequest, statusOf } from './helpers.js';
 
@@ -23,6 +23,14 @@ describe('host normalisation', () => {
     assert.equal(normalizeConfigHost('a.*.com').ok, false);
     assert.equal(normalizeConfigHost('').ok, false);
     assert.equal(normalizeConfigHost('http://x').ok, false);
+  });
+});
+
+describe('an app as a Host value (for HTTP/1.0 requests without one)', () => {
+  test("the first host; a wildcard's domain; an IPv6 literal in brackets", () => {
+    assert.equal(hostNameOf(['blog.example.com', 'www.blog.example.com']), 'blog.example.com');
+    assert.equal(hostNameOf(['*.example.com', 'other.test']), 'example.com');
+    assert.equal(hostNameOf(['::1']), '[::1]');
   });
 });
 
@@ -106,10 +114,15 @@ describe('routing through a running gateway', () => {
     assert.equal(await appFor('unknown.example'), 'alpha');
   });
 
-  test('HTTP/1.0 without Host goes to the default app', async () => {
+  test("HTTP/1.0 without Host goes to the default app, which sees its first host name as Host, not its own port", async () => {
     const raw = await rawRequest(gw.port, 'GET /info HTTP/1.0\r\n\r\n');
     assert.equal(statusOf(raw), 200, raw);
-    assert.match(raw, /"app":"alpha"/);
+    const info = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { app: string; headers: Record<string, string> };
+    assert.equal(info.app, 'alpha');
+    // As nginx's $host: the name of the server that matched (README, Routing).
+    assert.equal(info.headers.host, 'alpha.test');
+    // The client sent no Host, so there is none to forward.
+    assert.equal(info.headers['x-forwarded-host'], undefined);
   });
 
   test('HTTP/1.1 without Host, or with two, is 400 and reaches no app', async () => {

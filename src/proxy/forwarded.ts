@@ -39,7 +39,9 @@ export function setForwardedHeaders(
   client: string,
   host: string | undefined,
   trusted: boolean,
+  hostName: string,
 ): void {
+  if (headers.host === undefined) headers.host = hostName;
   const incomingFor = headers['x-forwarded-for'];
   headers['x-forwarded-for'] = trusted && incomingFor ? `${incomingFor}, ${client}` : client;
   if (!trusted || headers['x-forwarded-host'] === undefined) {
@@ -82,7 +84,9 @@ function isStandardConnectionToken(value: string): boolean {
  * (and the headers `Connection` names) are left out, as are
  * `Transfer-Encoding` (the client library frames the body itself) and
  * `Expect` (the gateway has answered it); X-Forwarded-* are set as in
- * `setForwardedHeaders`.
+ * `setForwardedHeaders`. A request without Host (HTTP/1.0) gets
+ * `hostName`, the app's own name, rather than the child's address, which
+ * the HTTP client would put there and the app would leak in its URLs.
  */
 export function upstreamRequestHeaders(
   raw: readonly string[],
@@ -90,8 +94,9 @@ export function upstreamRequestHeaders(
   client: string,
   host: string | undefined,
   trusted: boolean,
+  hostName: string,
 ): string[] {
-  const out: string[] = [];
+  const out: string[] = host === undefined ? ['host', hostName] : [];
   let connectionTokens: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;

@@ -81,7 +81,7 @@ export class HttpProxyEngine implements ProxyEngine {
     if (!request.headersPrepared) {
       request.headersPrepared = true;
       stripHopByHopRequestHeaders(req.headers);
-      setForwardedHeaders(req.headers, request.client, request.host, request.trusted);
+      setForwardedHeaders(req.headers, request.client, request.host, request.trusted, request.target.hostName);
       // The gateway already answered `Expect: 100-continue` to the client; the child need not.
       if (req.headers.expect !== undefined) delete req.headers.expect;
     }
@@ -106,7 +106,7 @@ export class HttpProxyEngine implements ProxyEngine {
     request.engineState = state;
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      setForwardedHeaders(req.headers, request.client, request.host, request.trusted);
+      setForwardedHeaders(req.headers, request.client, request.host, request.trusted, request.target.hostName);
     }
     const target = (request.upstream as Upstream).url;
     this.proxy.ws(req, request.socket as Socket, request.head ?? undefined, { target }, this.onWsError as never);

@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { hostNameOf } from '../routing/host.js';
 import { RouteTable, type RouteTableData } from '../routing/table.js';
 import { StatsRegistry, type AppStats } from '../stats.js';
 import { answer, answerOnSocket } from './answers.js';
@@ -120,6 +121,11 @@ export class ProxyServer implements EngineHooks {
     this.server.on('error', (err: Error) => this.log.error({ err: err.message }, 'listener error'));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    // A forward proxy's method: this gateway tunnels nothing (nginx answers 400 too; README, gateway answers).
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', noop);
+      answerOnSocket(socket, 400, 'bad request: CONNECT is not supported');
+    });
   }
 
   get engineName(): string {
@@ -211,9 +217,11 @@ export class ProxyServer implements EngineHooks {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const host = req.headers.host;
-    const problem = hostProblem(req);
+    const problem = requestProblem(req);
     if (problem !== null) {
-      answer(res, 400, `bad request: ${problem}`);
+      // Node's parser has accepted the request line, but the connection's framing is not to be trusted.
+      res.shouldKeepAlive = false;
+      answer(res, problem.status, problem.message);
       return;
     }
     const target = this.table.lookup(host);
@@ -239,9 +247,9 @@ export class ProxyServer implements EngineHooks {
       return;
     }
     const host = req.headers.host;
-    const problem = hostProblem(req);
+    const problem = requestProblem(req);
     if (problem !== null) {
-      answerOnSocket(socket, 400, `bad request: ${problem}`);
+      answerOnSocket(socket, problem.status, problem.message);
       return;
     }
     const target = this.table.lookup(host);
@@ -485,7 +493,13 @@ export class ProxyServer implements EngineHooks {
     return new RouteTable(
       data,
       (app) =>
-        new AppTarget(app.name, app.upstreams.map((u) => this.upstreams.resolve(u)), this.statsFor(app.name), this.accessFor(app.name)),
+        new AppTarget(
+          app.name,
+          app.upstreams.map((u) => this.upstreams.resolve(u)),
+          this.statsFor(app.name),
+          this.accessFor(app.name),
+          hostNameOf(app.hosts),
+        ),
     );
   }
 }
@@ -511,17 +525,27 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
 }
 
 /**
- * RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host header. Node
- * keeps only the first of several, so the raw headers are counted.
+ * What makes a parsed request one the gateway refuses (README, the
+ * gateway's own answers). Node's parser takes a request line without a
+ * version as HTTP/0.9, which has no headers, no Host and no status line:
+ * nothing an app should be handed. Other major versions (`HTTP/2.0` in an
+ * HTTP/1 request line) get 505. RFC 9112 §3.2: an HTTP/1.1 request needs
+ * exactly one Host header; Node keeps only the first of several, so the raw
+ * headers are counted.
  */
-function hostProblem(req: IncomingMessage): string | null {
+function requestProblem(req: IncomingMessage): { status: number; message: string } | null {
+  if (req.httpVersionMajor !== 1) {
+    return req.httpVersionMajor === 0
+      ? { status: 400, message: 'bad request: a request line without an HTTP version (HTTP/0.9)' }
+      : { status: 505, message: `HTTP version not supported: HTTP/${req.httpVersion}` };
+  }
   const raw = req.rawHeaders;
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) count++;
   }
-  if (count > 1) return 'more than one Host header';
-  if (count === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) return 'HTTP/1.1 request without a Host header';
+  if (count > 1) return { status: 400, message: 'bad request: more than one Host header' };
+  if (count === 0 && req.httpVersionMinor >= 1) return { status: 400, message: 'bad request: HTTP/1.1 request without a Host header' };
   return null;
 }

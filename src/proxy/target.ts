@@ -12,6 +12,12 @@ export class AppTarget {
     readonly stats: AppStats,
     /** This app's access logger (its name bound once), or null with the access log off. */
     readonly access: Logger | null,
+    /**
+     * The Host a child sees for a request that came without one (HTTP/1.0,
+     * which only the default app receives): the app's first host name, as
+     * nginx's `$host` gives the matched server's name (README, Routing).
+     */
+    readonly hostName: string,
   ) {}
 
   /**

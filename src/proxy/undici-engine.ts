@@ -168,7 +168,7 @@ export class UndiciEngine implements ProxyEngine {
       {
         path,
         method: req.method ?? 'GET',
-        headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request.client, request.host, request.trusted),
+        headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request.client, request.host, request.trusted, request.target.hostName),
         body: hasNoBody(req) ? null : req,
         headersTimeout: timeoutMs,
         bodyTimeout: 0,

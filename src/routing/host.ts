@@ -65,3 +65,11 @@ export function normalizeConfigHost(input: string): ConfigHostResult {
   if (HOSTNAME_PATTERN.test(host)) return { ok: true, host };
   return { ok: false, reason: `"${input}" is not a valid host name` };
 }
+
+/** A name to stand for an app's hosts (its first, without a wildcard's `*.`): a Host header value, not a pattern. */
+export function hostNameOf(hosts: readonly string[]): string {
+  const first = hosts[0] ?? '';
+  if (first.startsWith('*.')) return first.slice(2);
+  // IPv6 literals are kept without brackets (see normalizeConfigHost); a Host header needs them.
+  return first.includes(':') ? `[${first}]` : first;
+}
