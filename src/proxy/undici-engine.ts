@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
+import { Deadlines, type Expirable } from './deadlines.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type UpstreamFailureKind } from './engine.js';
 import { upstreamRequestHeaders } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
@@ -58,27 +59,48 @@ function isHopByHopResponseHeader(name: string): boolean {
  * One attempt of one request, as an undici dispatch handler (the raw,
  * callback API: no promises, raw header buffers both ways).
  */
-class ForwardAttempt implements Dispatcher.DispatchHandler {
+class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
   private abortUpstream: ((reason?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
   private started = false;
+  /** upstream_timeout_ms ran out before the response headers came. */
+  private timedOut = false;
+  /** The failure was reported to the hooks; what undici says afterwards is ignored. */
+  private reported = false;
   done = false;
+  deadlineAt = 0;
+  deadlinePrev: Expirable | null = null;
+  deadlineNext: Expirable | null = null;
+  deadlineList: Expirable['deadlineList'] = null;
 
   constructor(
     private readonly request: ProxyRequest,
     private readonly hooks: EngineHooks,
+    private readonly deadlines: Deadlines,
   ) {}
 
   onConnect(abort: (reason?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.request.closed) abort();
+    if (this.request.closed || this.timedOut) abort();
+  }
+
+  /** Called by the deadline list: no response headers within upstream_timeout_ms. */
+  expire(): void {
+    if (this.done) return;
+    this.timedOut = true;
+    const error = new Error('no response headers within upstream_timeout_ms');
+    // Sent: abort the exchange, and undici reports it through onError at once.
+    if (this.abortUpstream) this.abortUpstream(error);
+    // Still waiting for a connection in undici's queue: answer now; onConnect aborts it later.
+    else this.fail(error);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const res = this.request.res as ServerResponse;
-    if (this.request.closed) return false;
+    if (this.request.closed || this.reported) return false;
     // 1xx informational answers (other than 101) are not forwarded; the final one follows.
     if (statusCode < 200) return true;
+    this.deadlines.remove(this);
     this.started = true;
     this.resume = resume;
     this.hooks.onResponseStart(this.request);
@@ -107,28 +129,35 @@ class ForwardAttempt implements Dispatcher.DispatchHandler {
 
   onError(error: Error): void {
     this.done = true;
+    this.deadlines.remove(this);
     const res = this.request.res as ServerResponse;
-    if (this.request.closed) return;
+    if (this.request.closed || this.reported) return;
     if (this.started || res.headersSent) {
       // Mid-response: nothing honest to add, cut the client connection.
       res.destroy(error);
       return;
     }
+    this.fail(error);
+  }
+
+  private fail(error: Error): void {
+    this.done = true;
+    this.reported = true;
     this.hooks.onFailure(this.request, {
-      kind: failureKind(error),
+      kind: this.timedOut ? 'timeout' : failureKind(error),
       bodyConsumed: (this.request.req as IncomingMessage).readableDidRead,
       error,
     });
   }
 
   cancel(): void {
+    this.deadlines.remove(this);
     if (!this.done && this.abortUpstream) this.abortUpstream();
   }
 }
 
 function failureKind(error: Error): UpstreamFailureKind {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout';
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'refused';
   return classifyUpstreamError(error as NodeJS.ErrnoException);
 }
@@ -143,6 +172,8 @@ export class UndiciEngine implements ProxyEngine {
   readonly name = 'undici';
   /** Created on the first WebSocket upgrade. */
   private websocketEngine: HttpProxyEngine | null = null;
+  /** upstream_timeout_ms for every attempt: precise, where undici's own timer is not (see deadlines.ts). */
+  private readonly deadlines = new Deadlines();
 
   constructor(private readonly hooks: EngineHooks) {}
 
@@ -159,8 +190,9 @@ export class UndiciEngine implements ProxyEngine {
       upstream.pool = pool;
     }
     const req = request.req;
-    const attempt = new ForwardAttempt(request, this.hooks);
+    const attempt = new ForwardAttempt(request, this.hooks, this.deadlines);
     request.engineState = attempt;
+    this.deadlines.add(attempt, timeoutMs);
     let path = req.url ?? '/';
     // Absolute-form request targets (sent to proxies) become origin-form for the child.
     if (path.charCodeAt(0) !== 47) path = originForm(path);
@@ -170,7 +202,8 @@ export class UndiciEngine implements ProxyEngine {
         method: req.method ?? 'GET',
         headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request.client, request.host, request.trusted, request.target.hostName),
         body: hasNoBody(req) ? null : req,
-        headersTimeout: timeoutMs,
+        // The deadline list enforces upstream_timeout_ms.
+        headersTimeout: 0,
         bodyTimeout: 0,
       },
       attempt,
@@ -193,6 +226,7 @@ export class UndiciEngine implements ProxyEngine {
   }
 
   close(): void {
+    this.deadlines.stop();
     this.websocketEngine?.close();
   }
 }
