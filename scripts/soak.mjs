@@ -38,6 +38,8 @@ const { values: opts } = parseArgs({
     'delay-ms': { type: 'string', default: '0' },
     client: { type: 'string', default: 'undici' },
     post: { type: 'string', default: '0' },
+    'stall-ms': { type: 'string', default: '0' },
+    'log-level': { type: 'string', default: 'info' },
     'keep-dir': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -57,7 +59,10 @@ if (opts.help) {
   --delay-ms MS      each app request takes this long (default 0)
   --client C         undici (default) or node (node:http Agent)
   --post P           percent of requests that are POSTs (never retried by the gateway; default 0)
-  --keep-dir         keep the temporary directory (config, gateway log)
+  --stall-ms MS      once a second, stop the gateway for MS ms (SIGSTOP/SIGCONT), as a busy or starved
+                     event loop would stall it; 0 (default): never
+  --log-level L      the gateway's --log-level; with debug, its debug lines are counted in the report
+  --keep-dir         keep the temporary directory (config)
 `);
   process.exit(0);
 }
@@ -112,7 +117,10 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'nano-soak-'));
 const configFile = path.join(dir, 'nano.toml');
 writeFileSync(configFile, config(0));
 
-const gateway = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+const gateway = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json', '--log-level', opts['log-level']], {
+  cwd: dir,
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
 let gatewayExit = null;
 gateway.once('exit', (code, signal) => (gatewayExit = { code, signal }));
 let stderr = '';
@@ -120,6 +128,8 @@ gateway.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
 
 /** The gateway's own lines (not access lines, not app output), newest last; bounded. */
 const events = [];
+/** Counts of the gateway's lines that are not at info level, by level and message. */
+const unusual = new Map();
 const waiters = new Set();
 let partial = '';
 gateway.stdout.setEncoding('utf8').on('data', (chunk) => {
@@ -137,6 +147,10 @@ gateway.stdout.setEncoding('utf8').on('data', (chunk) => {
     }
     events.push(entry);
     if (events.length > 5000) events.splice(0, 1000);
+    if (entry.level !== 30) {
+      const key = `${entry.level >= 40 ? 'warn' : 'debug'}\0${entry.msg}`;
+      unusual.set(key, (unusual.get(key) ?? 0) + 1);
+    }
     for (const waiter of waiters) waiter(entry);
   }
 });
@@ -277,14 +291,25 @@ async function main() {
       post: Number(opts.post),
     },
   });
+  process.stdout.write(`gateway pid ${gateway.pid} on 127.0.0.1:${port}, admin ${adminPort}, config ${configFile}\n`);
   const loadStarted = Date.now();
   // Traffic settles (connections open, JIT warms) before the first reload.
   await sleep(1000);
 
+  const stallMs = Number(opts['stall-ms']);
+  const stalls =
+    stallMs > 0
+      ? setInterval(() => {
+          gateway.kill('SIGSTOP');
+          setTimeout(() => gateway.kill('SIGCONT'), stallMs);
+        }, 1000)
+      : null;
   const samples = [];
   const sampleAt = new Set([0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(f * RELOADS)));
   const sample = (done) => samples.push({ reloads: done, t: (Date.now() - loadStarted) / 1000, ...procStats(gateway.pid) });
   const reloadTimes = [];
+  /** [start, end] of each reload, in ms since the load started. */
+  const reloadSpans = [];
   const startedAt = Date.now();
   let problem = null;
   const progressEvery = Math.max(1, Math.round(RELOADS / 10));
@@ -306,15 +331,17 @@ async function main() {
       break;
     }
     reloadTimes.push(Date.now() - began);
+    reloadSpans.push([began - loadStarted, Date.now() - loadStarted]);
     if ((i + 1) % progressEvery === 0) process.stdout.write(`  ${i + 1}/${RELOADS} reloads (${((Date.now() - startedAt) / 1000).toFixed(0)} s)\n`);
   }
   if (!problem) sample(RELOADS);
+  if (stalls) clearInterval(stalls);
   await sleep(1000);
   load.send({ stop: true });
   const r = await result;
   // The old generation's drain has ended for the last reload; what is left should be one generation.
   const children = childPids(gateway.pid);
-  report({ r, samples, reloadTimes, children, problem });
+  report({ r, samples, reloadTimes, reloadSpans, loadStarted, children, problem });
 
   gateway.kill('SIGTERM');
   const exit = await new Promise((resolve) => (gatewayExit ? resolve(gatewayExit) : gateway.once('exit', (code, signal) => resolve({ code, signal }))));
@@ -336,13 +363,14 @@ async function main() {
   process.exit(bad ? 1 : 0);
 }
 
-function report({ r, samples, reloadTimes, children, problem }) {
+function report({ r, samples, reloadTimes, reloadSpans, loadStarted, children, problem }) {
   const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
   const out = [];
   out.push(
     `\nsoak: ${reloadTimes.length} ${KIND} reloads${DURATION_S > 0 ? ` over ${DURATION_S} s` : ', back to back'}, ` +
       `${RATE} req/s over ${CONNECTIONS} ${opts.client} connections, ${INSTANCES} instance(s) per app` +
-      `${opts['keepalive-ms'] ? `, app keepAliveTimeout ${opts['keepalive-ms']} ms` : ''}, access log ${opts['access-log'] !== 'false' ? 'on' : 'off'}`,
+      `${opts['keepalive-ms'] ? `, app keepAliveTimeout ${opts['keepalive-ms']} ms` : ''}, access log ${opts['access-log'] !== 'false' ? 'on' : 'off'}` +
+      `${Number(opts['stall-ms']) > 0 ? `, gateway stopped ${opts['stall-ms']} ms every second` : ''}`,
   );
   if (reloadTimes.length > 0) {
     const sorted = [...reloadTimes].sort((a, b) => a - b);
@@ -368,7 +396,13 @@ function report({ r, samples, reloadTimes, children, problem }) {
       const timeline = new Map();
       for (const f of list) timeline.set(Math.floor(f.t / 1000), (timeline.get(Math.floor(f.t / 1000)) ?? 0) + 1);
       out.push(`  ${kind}: ${list.length}   (second → count: ${[...timeline].map(([s, n]) => `${s}s→${n}`).join(', ')})`);
-      for (const f of list.slice(0, 5)) if (f.socket) out.push(`    ${f.method} at ${f.t} ms, socket ${JSON.stringify(f.socket)}`);
+      for (const f of list.slice(0, 10)) {
+        // Failure times are from the load generator's clock start; reloads from this script's: both wall clock.
+        const t = r.startedAt + f.t - loadStarted;
+        const last = reloadSpans.filter(([start]) => start <= t).at(-1);
+        const since = last ? `, ${t - last[0]} ms after reload ${reloadSpans.indexOf(last) + 1} began (it took ${last[1] - last[0]} ms)` : '';
+        out.push(`    ${f.method} at ${f.t} ms${since}${f.socket ? `; connection ${JSON.stringify(f.socket)}` : ''}`);
+      }
     }
   }
   out.push('\ngateway along the run:');
@@ -377,11 +411,12 @@ function report({ r, samples, reloadTimes, children, problem }) {
   out.push(
     `\nchildren left at the end: ${children.length} (expected ${2 * INSTANCES})${children.length ? `: ${children.map((p) => `${p} ${path.basename(commandOf(p))}`).join(', ')}` : ''}`,
   );
-  const warnings = events.filter((e) => e.level >= 40);
-  if (warnings.length > 0) {
-    const byMsg = new Map();
-    for (const w of warnings) byMsg.set(w.msg, (byMsg.get(w.msg) ?? 0) + 1);
-    out.push(`gateway warnings and errors: ${[...byMsg].map(([m, n]) => `${n} × "${m}"`).join('; ')}`);
+  for (const [label, level] of [
+    ['gateway warnings and errors', 'warn'],
+    ['gateway debug lines', 'debug'],
+  ]) {
+    const lines = [...unusual].filter(([key]) => key.startsWith(`${level}\0`));
+    if (lines.length > 0) out.push(`${label}: ${lines.map(([key, n]) => `${n} × "${key.split('\0')[1]}"`).join('; ')}`);
   }
   if (problem) out.push(`\nPROBLEM: ${problem}`);
   process.stdout.write(`${out.join('\n')}\n`);

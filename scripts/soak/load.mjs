@@ -47,14 +47,37 @@ function nodeClient(origin, connections) {
     send(host, path, method, body, done) {
       const req = http.request({ host: url.hostname, port: url.port, path, method, agent, headers: { host } }, (res) => {
         res.resume();
-        res.on('end', () => done(null, res.statusCode));
-        res.on('error', (err) => done(err, 0));
+        res.on('end', () => {
+          if (req.socket) req.socket.soakLastUsed = Date.now();
+          done(null, res.statusCode);
+        });
+        res.on('error', (err) => done(describe(err, req), 0));
       });
-      req.on('error', (err) => done(err, 0));
+      req.on('socket', (socket) => {
+        socket.soakRequests = (socket.soakRequests ?? 0) + 1;
+        socket.soakOpened ??= Date.now();
+      });
+      req.on('error', (err) => done(describe(err, req), 0));
       req.end(body);
     },
     close: async () => agent.destroy(),
   };
+}
+
+/** Which connection failed, for matching against a packet capture: reused or new, idle how long. */
+function describe(err, req) {
+  const socket = req.socket;
+  if (socket) {
+    err.socket = {
+      localPort: socket.localPort,
+      reused: req.reusedSocket,
+      requestsOnSocket: socket.soakRequests,
+      idleMsBefore: socket.soakLastUsed ? Date.now() - socket.soakLastUsed : null,
+      ageMs: Date.now() - socket.soakOpened,
+      message: err.message,
+    };
+  }
+  return err;
 }
 
 function errorKind(err) {

@@ -32,6 +32,8 @@ export interface ProxyServerOptions {
   engine?: EngineFactory;
   /** Per-app counters; shared with the supervisors and the admin API. */
   stats?: StatsRegistry;
+  /** Idle keep-alive client connections close after this; default 75 s (for tests). */
+  keepAliveTimeoutMs?: number;
 }
 
 /**
@@ -43,6 +45,9 @@ const MAX_RESENDS = 1;
 const MAX_QUEUED_PER_APP = 10_000;
 /** Seconds a client is told to wait when an app is not ready. */
 const RETRY_AFTER_SECONDS = '2';
+
+/** Idle keep-alive client connections close after this (Node adds a second of its own). */
+const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 const kRequest = Symbol('nano.proxyRequest');
 
@@ -116,7 +121,12 @@ export class ProxyServer implements EngineHooks {
       },
       (req, res) => this.onRequest(req, res),
     );
-    this.server.keepAliveTimeout = 5_000;
+    // nginx's default, above the 60 s of the balancers that may sit in front (an AWS ALB, say), so
+    // that they, and clients that honour the advertised `Keep-Alive: timeout=75`, close an idle
+    // connection before the gateway does (README, client connections).
+    this.server.keepAliveTimeout = options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS;
+    // Node would destroy an idle connection when its timer fires; see closeIfStillIdle.
+    this.server.on('timeout', (socket: Socket) => setImmediate(closeIfStillIdle, socket, socket.bytesRead));
     // Accept errors (EMFILE when out of descriptors) must not become an uncaught exception.
     this.server.on('error', (err: Error) => this.log.error({ err: err.message }, 'listener error'));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -512,6 +522,21 @@ export class ProxyServer implements EngineHooks {
 function defaultEngine(): EngineFactory {
   if (process.env.NANO_GATEWAY_ENGINE === 'http-proxy-3') return (hooks) => new HttpProxyEngine(hooks);
   return (hooks) => new UndiciEngine(hooks);
+}
+
+/**
+ * An idle keep-alive connection's timer has fired (server.timeout is 0, so
+ * this is the only socket timeout). Node would destroy the socket at once,
+ * but libuv runs due timers before it reads sockets: when the event loop
+ * was busy (a reload starting children, a GC pause) past the deadline, a
+ * request that arrived meanwhile was still unread, and destroying a socket
+ * with unread bytes resets it, so the client got ECONNRESET and no
+ * response (README, Reliability). Checking again after the poll phase, the
+ * request has been read (its bytes restart the timer): the connection
+ * stays and the request is served.
+ */
+function closeIfStillIdle(socket: Socket, bytesRead: number): void {
+  if (!socket.destroyed && socket.bytesRead === bytesRead) socket.destroy();
 }
 
 function onQueueTimeout(proxy: ProxyServer, request: ProxyRequest): void {
