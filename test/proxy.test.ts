@@ -650,5 +650,26 @@ describe('pooled connections to a child', () => {
       await gw.cleanup();
     }
   });
+
+  test('a child that announces `Keep-Alive: timeout=1` still has its connections reused', async () => {
+    const gw = await GatewayProcess.start({
+      config: gatewaySection() + fixtureApp('short', ['short.test'], 'env = { KEEPALIVE_MS = "1000" }'),
+    });
+    try {
+      const childPort = Number(gw.readyLogs('short')[0]?.port);
+      const connections = async (): Promise<number> =>
+        (JSON.parse((await request(childPort, { path: '/connections' })).body) as { connections: number }).connections;
+      const before = await connections();
+      for (let i = 0; i < 20; i++) {
+        const res = await gw.request({ host: 'short.test', path: `/info?n=${i}` });
+        assert.equal(res.status, 200);
+      }
+      // One pooled connection carried them (the count includes the probe below).
+      const opened = (await connections()) - before - 1;
+      assert.ok(opened <= 2, `${opened} connections for 20 requests one after another`);
+    } finally {
+      await gw.cleanup();
+    }
+  });
 });
 
