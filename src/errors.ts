@@ -18,8 +18,6 @@ export class GatewayOpError extends Error {
   constructor(
     readonly kind: GatewayOpErrorKind,
     message: string,
-    /** The app the error is about, when there is one. */
-    readonly app?: string,
   ) {
     super(message);
   }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Deadlines, type Expirable } from '../src/proxy/deadlines.js';
+import { Deadlines, type Expirable } from '../src/dataplane/deadlines.js';
 
 class Entry implements Expirable {
   deadlineAt = 0;

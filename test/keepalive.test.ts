@@ -12,21 +12,24 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { ProxyServer } from '../src/proxy/server.js';
+import { engineNamed, LocalDataPlane } from '../src/dataplane/local-data-plane.js';
 
 const KEEP_ALIVE_MS = 400;
 
 let upstream: http.Server;
-let proxy: ProxyServer;
+let proxy: LocalDataPlane;
 let port = 0;
 
 before(async () => {
   upstream = http.createServer((req, res) => res.end(`upstream saw ${req.url}`));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upstreamPort = (upstream.address() as net.AddressInfo).port;
-  proxy = new ProxyServer({
-    logger: pino({ level: 'silent' }),
+  const logger = pino({ level: 'silent' });
+  proxy = new LocalDataPlane({
+    logger,
+    accessLogger: logger,
     settings: { upstreamTimeoutMs: 5_000, queueTimeoutMs: 1_000, trustedProxies: [], accessLog: false },
+    engine: engineNamed(undefined),
     keepAliveTimeoutMs: KEEP_ALIVE_MS,
   });
   proxy.publish({

@@ -3,8 +3,8 @@ import http from 'node:http';
 import { describe, test } from 'node:test';
 import { diffApps } from '../src/config/diff.js';
 import type { AppConfig } from '../src/config/schema.js';
-import { effectiveApps } from '../src/reload.js';
-import { OperationQueue } from '../src/ops.js';
+import { effectiveApps } from '../src/control/plan.js';
+import { OperationQueue } from '../src/control/operation-queue.js';
 import { childPidsOf, fixtureApp, gatewaySection, GatewayProcess, processAlive, request, waitFor } from './helpers.js';
 
 function versionOf(body: string): { version: string; pid: number } {

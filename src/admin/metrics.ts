@@ -1,12 +1,15 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { AppStatus } from '../gateway.js';
-import { DURATION_BUCKETS, type StatsRegistry } from '../stats.js';
+import { DURATION_BUCKETS, type TrafficSnapshot } from '../dataplane/stats.js';
+import type { AppJson } from '../wire.js';
 
-/** What the metrics page is made from. */
+/** What the metrics page is made from: plain data from the data plane and the control plane. */
 export interface MetricsSource {
-  stats: StatsRegistry;
-  statuses(): AppStatus[];
-  reloadCounts: { ok: number; partial: number; invalid: number };
+  /** Traffic counters by app, for the gateway's life. */
+  traffic(): TrafficSnapshot;
+  /** Children started again after a crash or a failed start, by app, for the gateway's life. */
+  restarts(): ReadonlyMap<string, number>;
+  apps(): AppJson[];
+  reloadCounts(): { ok: number; partial: number; invalid: number };
 }
 
 function label(value: string): string {
@@ -39,7 +42,7 @@ export class MetricsRenderer {
     const metric = (name: string, type: string, help: string): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     };
-    const stats = [...this.source.stats.entries()];
+    const stats = Object.entries(this.source.traffic());
 
     metric('nano_requests_total', 'counter', 'Requests answered, by app and status class.');
     for (const [app, s] of stats) {
@@ -64,20 +67,23 @@ export class MetricsRenderer {
     }
 
     metric('nano_restarts_total', 'counter', 'Children started again after a crash or a failed start, by app.');
-    for (const [app, s] of stats) out.push(`nano_restarts_total{app="${label(app)}"} ${s.restarts}`);
+    const restarts = this.source.restarts();
+    for (const app of new Set([...stats.map(([name]) => name), ...restarts.keys()])) {
+      out.push(`nano_restarts_total{app="${label(app)}"} ${restarts.get(app) ?? 0}`);
+    }
 
-    const statuses = this.source.statuses();
+    const statuses = this.source.apps();
     metric('nano_children_up', 'gauge', 'Ready children, by app.');
     for (const app of statuses) {
       out.push(`nano_children_up{app="${label(app.name)}"} ${app.instances.filter((i) => i.state === 'ready').length}`);
     }
     metric('nano_child_rss_bytes', 'gauge', 'Resident memory of all children of an app.');
     for (const app of statuses) {
-      out.push(`nano_child_rss_bytes{app="${label(app.name)}"} ${app.instances.reduce((sum, i) => sum + i.rssBytes, 0)}`);
+      out.push(`nano_child_rss_bytes{app="${label(app.name)}"} ${app.instances.reduce((sum, i) => sum + i.rss_bytes, 0)}`);
     }
 
     metric('nano_reloads_total', 'counter', 'Config reloads by result: ok, partial (some apps failed to start), invalid (config rejected).');
-    for (const [result, n] of Object.entries(this.source.reloadCounts)) out.push(`nano_reloads_total{result="${result}"} ${n}`);
+    for (const [result, n] of Object.entries(this.source.reloadCounts())) out.push(`nano_reloads_total{result="${result}"} ${n}`);
 
     metric('nano_gateway_rss_bytes', 'gauge', 'Resident memory of the gateway process.');
     out.push(`nano_gateway_rss_bytes ${process.memoryUsage.rss()}`);

@@ -1,17 +1,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ListenAddress } from '../config/schema.js';
+import type { ListenAddress } from '../addresses.js';
 import { GatewayOpError, type GatewayOpErrorKind } from '../errors.js';
-import type { AppStatus, Gateway } from '../gateway.js';
 import type { Logger } from '../log.js';
-import { MetricsRenderer } from './metrics.js';
+import type { AdminApi } from './api.js';
+import { MetricsRenderer, type MetricsSource } from './metrics.js';
 
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface AdminServerOptions {
-  gateway: Gateway;
+  api: AdminApi;
+  metrics: MetricsSource;
   logger: Logger;
 }
 
@@ -36,45 +37,24 @@ const OP_ERROR_STATUS: Record<GatewayOpErrorKind, number> = {
   io_error: 500,
 };
 
-/** The App object of SPEC §8. */
-export function appJson(app: AppStatus): Record<string, unknown> {
-  return {
-    name: app.name,
-    hosts: app.hosts,
-    entry: app.entry,
-    default: app.isDefault,
-    state: app.state,
-    instances: app.instances.map((i) => ({
-      pid: i.pid,
-      port: i.port,
-      state: i.state,
-      started_at: i.startedAt ? new Date(i.startedAt).toISOString() : null,
-      restarts: i.restarts,
-      rss_bytes: i.rssBytes,
-    })),
-    requests_total: app.requestsTotal,
-    last_error: app.lastError,
-  };
-}
-
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
 /**
- * The admin API (SPEC §8) on its own listener, so that no app path is ever
+ * The admin API (README, Admin API) on its own listener, so that no app path is ever
  * shadowed. JSON in and out; with a token, every request must carry it.
  */
 export class AdminServer {
   private readonly server: http.Server;
-  private readonly gateway: Gateway;
+  private readonly api: AdminApi;
   private readonly log: Logger;
   private readonly metrics: MetricsRenderer;
 
   constructor(options: AdminServerOptions) {
-    this.gateway = options.gateway;
+    this.api = options.api;
     this.log = options.logger.child({ kind: 'admin' });
-    this.metrics = new MetricsRenderer(options.gateway);
+    this.metrics = new MetricsRenderer(options.metrics);
     this.server = http.createServer({ headersTimeout: 20_000, requestTimeout: 600_000 }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err));
     });
@@ -123,7 +103,7 @@ export class AdminServer {
 
     if (route.length === 1 && route[0] === 'health') {
       allow(method, ['GET']);
-      return this.send(res, 200, { status: 'ok', config_error: this.gateway.lastReloadError });
+      return this.send(res, 200, { status: 'ok', config_error: this.api.configError() });
     }
     if (route.length === 1 && route[0] === 'metrics') {
       allow(method, ['GET']);
@@ -135,45 +115,45 @@ export class AdminServer {
     if (route.length === 1 && route[0] === 'reload') {
       allow(method, ['POST']);
       await readBody(req);
-      const outcome = await this.gateway.reload('admin');
+      const outcome = await this.api.reload();
       if (!outcome.ok) throw new AdminError(400, 'config_error', outcome.error);
       return this.send(res, 200, outcome.summary);
     }
     if (route[0] === 'apps' && route.length === 1) {
       allow(method, ['GET', 'POST']);
-      if (method === 'GET') return this.send(res, 200, { apps: this.gateway.statuses().map(appJson) });
+      if (method === 'GET') return this.send(res, 200, { apps: this.api.apps() });
       const body = await readJsonBody(req);
       if (!body || typeof body !== 'object' || Array.isArray(body)) throw new AdminError(400, 'invalid_request', 'expected a JSON object: {"name": ..., "hosts": [...], "entry": ...}');
       const { name, ...keys } = body as Record<string, unknown>;
-      const app = await this.gateway.addApp(name, keys);
+      const app = await this.api.addApp(name, keys);
       this.log.info({ app: app.name }, 'admin: app added');
-      return this.send(res, 201, appJson(app));
+      return this.send(res, 201, app);
     }
     if (route[0] === 'apps' && route.length === 2) {
       const name = route[1] as string;
       allow(method, ['GET', 'DELETE']);
       if (method === 'GET') {
-        const app = this.gateway.status(name);
+        const app = this.api.app(name);
         if (!app) throw new AdminError(404, 'not_found', `no app named "${name}"`);
-        return this.send(res, 200, appJson(app));
+        return this.send(res, 200, app);
       }
-      const removed = await this.gateway.removeApp(name);
+      const removed = await this.api.removeApp(name);
       this.log.info({ app: name }, 'admin: app removed');
-      return this.send(res, 200, appJson(removed));
+      return this.send(res, 200, removed);
     }
     if (route[0] === 'apps' && route.length === 3 && route[2] === 'restart') {
       allow(method, ['POST']);
       await readBody(req);
-      const app = await this.gateway.restartApp(route[1] as string);
+      const app = await this.api.restartApp(route[1] as string);
       this.log.info({ app: app.name }, 'admin: app restarted');
-      return this.send(res, 200, appJson(app));
+      return this.send(res, 200, app);
     }
     throw new AdminError(404, 'not_found', `no such endpoint: ${method} ${url.pathname}`);
   }
 
   /** Constant-time comparison of `Authorization: Bearer <token>` with the configured token. */
   private authorize(req: IncomingMessage): void {
-    const token = this.gateway.currentConfig.admin.token;
+    const token = this.api.token();
     if (token === null) return;
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header.trim());

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import toml from 'toml';
-import { parseListen } from '../config/load.js';
-import { DEFAULTS, formatListen } from '../config/schema.js';
+import { formatListen, parseListen } from '../addresses.js';
+import { DEFAULTS } from '../config/schema.js';
 
 /** A failure the CLI reports as one line and exit status 1. */
 export class CliError extends Error {

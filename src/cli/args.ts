@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { parseListen } from '../config/load.js';
+import { parseListen } from '../addresses.js';
 import { LOG_LEVELS } from '../log.js';
 
 /** A mistake in how the command was called: exit status 2. */

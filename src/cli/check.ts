@@ -1,6 +1,6 @@
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
-import { formatListen } from '../config/schema.js';
+import { formatListen } from '../addresses.js';
 import type { CliArgs } from './args.js';
 import { formatTable } from './table.js';
 

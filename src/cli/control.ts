@@ -1,26 +1,7 @@
-import { describeChanges, type ReloadSummary } from '../reload.js';
+import { type AppJson, describeChanges, type ReloadSummary } from '../wire.js';
 import type { CliArgs } from './args.js';
 import { adminRequest, CliError, errorMessage, resolveAdminTarget, type AdminTarget } from './admin-client.js';
 import { formatTable } from './table.js';
-
-interface InstanceJson {
-  pid: number | null;
-  port: number;
-  state: string;
-  started_at: string | null;
-  restarts: number;
-  rss_bytes: number;
-}
-
-interface AppJson {
-  name: string;
-  hosts: string[];
-  default: boolean;
-  state: string;
-  instances: InstanceJson[];
-  requests_total: number;
-  last_error: string | null;
-}
 
 function target(args: CliArgs): AdminTarget {
   return resolveAdminTarget({

@@ -1,6 +1,6 @@
 import { ConfigError } from '../config/errors.js';
-import { loadConfig, parseListen } from '../config/load.js';
-import type { ListenAddress } from '../config/schema.js';
+import { type ListenAddress, parseListen } from '../addresses.js';
+import { loadConfig } from '../config/load.js';
 import { ListenError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';

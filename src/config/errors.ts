@@ -28,15 +28,4 @@ export class ConfigError extends Error {
     this.issues = sorted;
   }
 
-  get file(): string | undefined {
-    return this.issues[0]?.file;
-  }
-
-  get line(): number | undefined {
-    return this.issues[0]?.line;
-  }
-
-  get key(): string | undefined {
-    return this.issues[0]?.key;
-  }
 }

@@ -1,19 +1,12 @@
 import { readFileSync, statSync } from 'node:fs';
-import { isIP } from 'node:net';
 import path from 'node:path';
 import toml from 'toml';
+import { describeValue as describe, isLoopbackHost, type ListenAddress, parseListen, parseTrustedProxy } from '../addresses.js';
 import { normalizeConfigHost } from '../routing/host.js';
+import { hostOwners } from '../routing/owners.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { locateKeys, lineOf, type KeyLocations } from './locate.js';
-import {
-  APP_NAME_PATTERN,
-  DEFAULTS,
-  type AdminSettings,
-  type AppConfig,
-  type GatewayConfig,
-  type GatewaySettings,
-  type ListenAddress,
-} from './schema.js';
+import { APP_NAME_PATTERN, DEFAULTS, type AdminSettings, type AppConfig, type GatewayConfig, type GatewaySettings } from './schema.js';
 
 export interface LoadOptions {
   /** Environment for NANO_ADMIN_TOKEN; defaults to process.env. */
@@ -56,67 +49,6 @@ export const APP_KEYS = new Set(APP_KEY_ORDER);
 
 function isTable(value: unknown): value is Table {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return 'an array';
-  if (value instanceof Date) return 'a date';
-  if (isTable(value)) return 'a table';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  return `${typeof value} ${String(value)}`;
-}
-
-/** Parses "host:port", ":port", "[v6]:port" or a bare port number. */
-export function parseListen(value: unknown, defaultHost = '0.0.0.0'): ListenAddress | string {
-  if (typeof value === 'number') {
-    return Number.isInteger(value) && value >= 0 && value <= 65535
-      ? { host: defaultHost, port: value }
-      : `port must be a whole number from 0 to 65535, got ${value}`;
-  }
-  if (typeof value !== 'string') return `expected "host:port", ":port" or a port number, got ${describe(value)}`;
-  const text = value.trim();
-  let host: string;
-  let portText: string;
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(text);
-  if (v6) {
-    host = v6[1] ?? '';
-    portText = v6[2] ?? '';
-    if (isIP(host) !== 6) return `${JSON.stringify(host)} in brackets is not an IPv6 address`;
-  } else if (/^\d+$/.test(text)) {
-    host = defaultHost;
-    portText = text;
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon === -1) return `expected "host:port", ":port" or a port number, got ${JSON.stringify(value)}`;
-    host = text.slice(0, colon) || defaultHost;
-    portText = text.slice(colon + 1);
-    if (host.includes(':')) return `an IPv6 address needs brackets, e.g. "[::1]:8080", got ${JSON.stringify(value)}`;
-  }
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port > 65535) {
-    return `port must be a whole number from 0 to 65535, got ${JSON.stringify(portText)}`;
-  }
-  if (host.includes(':') && isIP(host) !== 6) return `${JSON.stringify(host)} is not an IPv6 address`;
-  return { host, port };
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
-}
-
-/** Checks one trusted_proxies entry: an IP address or a CIDR block. */
-export function parseTrustedProxy(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | string {
-  const [address = '', prefixText] = entry.trim().split('/');
-  const version = isIP(address);
-  if (version === 0) return `${JSON.stringify(entry)} is not an IP address or CIDR block`;
-  const max = version === 4 ? 32 : 128;
-  let prefix = max;
-  if (prefixText !== undefined) {
-    prefix = Number(prefixText);
-    if (!/^\d+$/.test(prefixText) || prefix > max) return `${JSON.stringify(entry)} has an invalid prefix length`;
-  }
-  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
 /** Collects issues while walking the parsed document, each with its key's line. */
@@ -343,14 +275,9 @@ function statKind(p: string): 'file' | 'dir' | 'other' | 'missing' {
 
 /** Reports a host claimed by two apps, on the later app's `hosts` line. */
 function checkHostClashes(v: Validator, apps: readonly AppConfig[]): void {
-  const owner = new Map<string, string>();
-  for (const app of apps) {
-    for (const host of app.hosts) {
-      const other = owner.get(host);
-      if (other !== undefined) v.fail(['apps', app.name, 'hosts'], `host "${host}" is already used by app "${other}"`);
-      else owner.set(host, app.name);
-    }
-  }
+  hostOwners(apps, (host, owner, claimant) =>
+    v.fail(['apps', claimant, 'hosts'], `host "${host}" is already used by app "${owner}"`),
+  );
 }
 
 /** Parses and validates config text. `file` is the absolute path (it anchors relative paths). */
@@ -412,18 +339,22 @@ export function displayPathFor(file: string): string {
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : abs;
 }
 
-/** Reads and validates a config file; every failure is a ConfigError naming the file. */
-export function loadConfig(file: string, options: LoadOptions = {}): { config: GatewayConfig; text: string } {
-  const abs = path.resolve(file);
-  const displayFile = options.displayFile ?? displayPathFor(file);
-  let text: string;
+/** The config file's text; a file that cannot be read is a ConfigError naming it (start-up, reloads, admin edits). */
+export function readConfigText(file: string, displayFile: string): string {
   try {
-    text = readFileSync(abs, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const message = code === 'ENOENT' ? 'config file not found' : `cannot read config file: ${(err as Error).message}`;
     throw new ConfigError([{ file: displayFile, message }]);
   }
+}
+
+/** Reads and validates a config file; every failure is a ConfigError naming the file. */
+export function loadConfig(file: string, options: LoadOptions = {}): { config: GatewayConfig; text: string } {
+  const abs = path.resolve(file);
+  const displayFile = options.displayFile ?? displayPathFor(file);
+  const text = readConfigText(abs, displayFile);
   return { config: parseConfig(text, abs, { ...options, displayFile }), text };
 }
 

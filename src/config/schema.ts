@@ -1,9 +1,5 @@
 /** The validated, typed config: what every other module works from. */
-
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
+import type { ListenAddress } from '../addresses.js';
 
 export interface GatewaySettings {
   listen: ListenAddress;
@@ -69,7 +65,3 @@ export const DEFAULTS = {
 } as const;
 
 export const APP_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
-export function formatListen(addr: ListenAddress): string {
-  return addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
-}

@@ -34,7 +34,6 @@ const LOOKUP_CACHE_LIMIT = 1024;
  * app a Host header belongs to.
  */
 export class RouteTable<T> {
-  readonly version: number;
   readonly data: RouteTableData;
   readonly defaultTarget: T | undefined;
   private readonly exact = new Map<string, T>();
@@ -45,7 +44,6 @@ export class RouteTable<T> {
   private readonly cache = new Map<string, T | null>();
 
   constructor(data: RouteTableData, attach: (app: AppRouteData) => T) {
-    this.version = data.version;
     this.data = data;
     for (const app of data.apps) {
       const target = attach(app);

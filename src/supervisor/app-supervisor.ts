@@ -1,32 +1,31 @@
 import type { AppConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { UpstreamAddress } from '../routing/table.js';
-import { RestartBackoff } from './backoff.js';
 import { AppChild, describeExit, type ChildExit } from './child.js';
+import { Generation, type InstanceSlot } from './generation.js';
 import type { PortAllocator } from './ports.js';
 import { waitUntilReady } from './readiness.js';
 
+export { Generation };
+
 export type AppState = 'starting' | 'ready' | 'restarting' | 'failed';
 
-/** What a supervisor needs from the gateway around it. */
+/**
+ * What a supervisor tells its owner, the control plane. It knows nothing
+ * of the proxy: the control plane turns these into route tables and data
+ * plane calls.
+ */
 export interface SupervisorContext {
   logger: Logger;
   /** Where children's stdout/stderr lines go (high volume, batched). */
   outputLogger: Logger;
   ports: PortAllocator;
-  /** The set of children that may take requests changed: publish a new route table. */
-  onServingChange(app: AppSupervisor): void;
-  /**
-   * Resolves once no request is in flight to this upstream, or after
-   * `timeoutMs`; afterwards its pooled connections are closed.
-   */
-  drainUpstream(id: string, timeoutMs: number): Promise<void>;
-  /** The gateway's current drain_timeout_ms (it can change on reload). */
-  drainTimeoutMs(): number;
+  /** The serving generation's ready children changed: `upstreams` may take requests now. */
+  onServingChange(app: AppSupervisor, upstreams: UpstreamAddress[]): void;
+  /** A child that took requests exited on its own: it is gone for good. */
+  onChildGone(app: AppSupervisor, upstreamId: string): void;
   /** A crashed or failed child is about to be started again (for the restarts counter). */
   onRestart(app: string): void;
-  /** A child that was in the route table is gone for good: free its connection pool. */
-  forgetUpstream(id: string): void;
 }
 
 /** A start of an app's children that did not become ready. */
@@ -40,54 +39,13 @@ export class AppStartError extends Error {
   }
 }
 
+/** One instance of the serving generation, as the status projection shows it. */
 export interface InstanceInfo {
-  id: string;
-  slot: number;
   pid: number | null;
   port: number;
   state: string;
   startedAt: number;
   restarts: number;
-  generation: number;
-}
-
-/** One of an app's `instances` positions; it outlives the children it restarts. */
-class InstanceSlot {
-  child: AppChild | null = null;
-  restarts = 0;
-  readonly backoff = new RestartBackoff();
-  restartTimer: NodeJS.Timeout | null = null;
-  /** The latest start never became ready (SPEC §6 `failed`). Cleared when a start succeeds. */
-  lastStartFailed = false;
-  /** A ready child crashed and is being restarted (SPEC §6 `restarting`). */
-  crashed = false;
-  constructor(readonly index: number) {}
-}
-
-/** The children started from one version of an app's config. */
-export class Generation {
-  readonly slots: InstanceSlot[];
-  /** Only the serving generation restarts crashed children and is in the route table. */
-  serving = false;
-  retired = false;
-
-  constructor(
-    readonly id: number,
-    readonly config: AppConfig,
-  ) {
-    this.slots = Array.from({ length: config.instances }, (_, i) => new InstanceSlot(i));
-  }
-
-  /** Every slot has a child that is still running (a child can die after it was ready). */
-  allAlive(): boolean {
-    return this.slots.every((slot) => slot.child?.alive === true);
-  }
-
-  liveChildren(): AppChild[] {
-    const out: AppChild[] = [];
-    for (const slot of this.slots) if (slot.child?.alive) out.push(slot.child);
-    return out;
-  }
 }
 
 let childSequence = 0;
@@ -106,8 +64,6 @@ export class AppSupervisor {
   private generationCount = 0;
   /** Every generation that may still have children: serving, being prepared, or draining. */
   private readonly generations = new Set<Generation>();
-  /** Generations being drained, with the drain's end. */
-  private readonly retiring = new Map<Generation, Promise<void>>();
   private stopped = false;
   private readonly log: Logger;
 
@@ -160,8 +116,9 @@ export class AppSupervisor {
 
   /**
    * Makes a prepared generation the serving one and returns the previous,
-   * which the caller drains with `retire` once the new route table is out.
-   * Synchronous, so a reload can promote many apps and publish once.
+   * which the caller retires (beginDrain, drain, stopGeneration) once the
+   * new route table is out. Synchronous, so a reload can promote many apps
+   * and publish once.
    */
   promote(gen: Generation): Generation | null {
     const old = this.current;
@@ -195,16 +152,29 @@ export class AppSupervisor {
     this.generations.delete(gen);
   }
 
-  /** Drains an old generation's children (no new requests reach them), then stops them. */
-  retire(gen: Generation): Promise<void> {
-    const running = this.retiring.get(gen);
-    if (running) return running;
-    const drained = this.drainAndStop(gen).finally(() => this.retiring.delete(gen));
-    this.retiring.set(gen, drained);
-    return drained;
+  /**
+   * The first half of retiring an old generation: its ready children take
+   * no new requests from now on (they must be out of the published table)
+   * and are marked draining, so that their exit is not taken for a crash.
+   * Returns their upstream ids for the data plane to drain.
+   */
+  beginDrain(gen: Generation): string[] {
+    gen.serving = false;
+    gen.retired = true;
+    const ids: string[] = [];
+    for (const slot of gen.slots) {
+      this.cancelRestart(slot);
+      const child = slot.child;
+      if (child?.alive && child.state === 'ready') {
+        child.state = 'draining';
+        ids.push(child.id);
+      }
+    }
+    return ids;
   }
 
-  private async drainAndStop(gen: Generation): Promise<void> {
+  /** The second half: stops the generation's children (SIGTERM, then SIGKILL after kill_timeout_ms). */
+  async stopGeneration(gen: Generation): Promise<void> {
     gen.serving = false;
     gen.retired = true;
     await Promise.all(
@@ -212,44 +182,24 @@ export class AppSupervisor {
         this.cancelRestart(slot);
         const child = slot.child;
         if (!child?.alive) return;
-        if (child.state === 'ready') {
-          child.state = 'draining';
-          await this.ctx.drainUpstream(child.id, this.ctx.drainTimeoutMs());
-        }
+        const draining = child.state === 'draining';
         const exit = await child.stop();
-        this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
+        if (draining) this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
       }),
     );
     this.generations.delete(gen);
   }
 
-  /**
-   * Stops every child of every generation (SIGTERM, then SIGKILL after
-   * kill_timeout_ms). With `drain`, the serving generation's in-flight
-   * requests finish first (an app removed by a reload).
-   */
-  async stop(options: { drain: boolean }): Promise<void> {
+  /** Every generation that still has children, the serving one first. */
+  liveGenerations(): Generation[] {
+    const current = this.current;
+    return [...this.generations].sort((a, b) => (a === current ? -1 : b === current ? 1 : 0));
+  }
+
+  /** Stops every child of every generation now; nothing of this app starts again. */
+  async stop(): Promise<void> {
     this.stopped = true;
-    const all = [...this.generations];
-    await Promise.all(
-      all.map(async (gen) => {
-        const draining = this.retiring.get(gen);
-        if (options.drain && (gen === this.current || draining)) {
-          // An app removed right after a reload or restart: its older generation finishes its drain too.
-          await this.retire(gen);
-          return;
-        }
-        gen.retired = true;
-        gen.serving = false;
-        await Promise.all(
-          gen.slots.map((slot) => {
-            this.cancelRestart(slot);
-            return slot.child?.alive ? slot.child.stop() : undefined;
-          }),
-        );
-        this.generations.delete(gen);
-      }),
-    );
+    await Promise.all([...this.generations].map((gen) => this.stopGeneration(gen)));
   }
 
   /** SIGKILL for every child at once: the last resort when the gateway itself is going down hard. */
@@ -269,7 +219,7 @@ export class AppSupervisor {
     return out;
   }
 
-  /** SPEC §6 app state. */
+  /** The app's state (README, Admin API: `state`). */
   state(): AppState {
     const gen = this.current;
     if (!gen) return 'starting';
@@ -285,14 +235,11 @@ export class AppSupervisor {
     return gen.slots.map((slot) => {
       const child = slot.child;
       return {
-        id: child?.id ?? '',
-        slot: slot.index,
         pid: child?.pid ?? null,
         port: child?.port ?? 0,
         state: child ? (child.alive ? child.state : slot.restartTimer ? 'restarting' : 'exited') : 'starting',
         startedAt: child?.startedAt ?? 0,
         restarts: slot.restarts,
-        generation: gen.id,
       };
     });
   }
@@ -307,7 +254,7 @@ export class AppSupervisor {
   private async startChild(gen: Generation, slot: InstanceSlot): Promise<AppChild> {
     const port = await this.ctx.ports.allocate();
     const child = new AppChild(
-      { id: `${this.name}#${++childSequence}`, app: gen.config, port, slot: slot.index, generation: gen.id },
+      { id: `${this.name}#${++childSequence}`, app: gen.config, port },
       this.ctx.outputLogger,
     );
     slot.child = child;
@@ -355,7 +302,7 @@ export class AppSupervisor {
       await this.startChild(gen, slot);
       slot.lastStartFailed = false;
       slot.crashed = false;
-      if (gen.serving) this.ctx.onServingChange(this);
+      if (gen.serving) this.ctx.onServingChange(this, this.servingUpstreams());
     } catch (err) {
       if (this.stopped || gen.retired) return;
       slot.lastStartFailed = true;
@@ -376,8 +323,8 @@ export class AppSupervisor {
       this.lastError = `instance ${slot.index} ${describeExit(exit)} after ${(exit.uptimeMs / 1000).toFixed(1)} s`;
       this.log.warn({ pid: child.pid, instance: slot.index, code: exit.code, signal: exit.signal }, 'instance exited unexpectedly');
       // Out of the route table first, then its pool goes.
-      if (gen.serving) this.ctx.onServingChange(this);
-      this.ctx.forgetUpstream(child.id);
+      if (gen.serving) this.ctx.onServingChange(this, this.servingUpstreams());
+      this.ctx.onChildGone(this, child.id);
     }
     // A generation being prepared does not restart: its start has failed.
     if (!gen.serving || slot.child !== child) return;

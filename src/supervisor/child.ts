@@ -27,9 +27,6 @@ export interface ChildSpec {
   id: string;
   app: AppConfig;
   port: number;
-  /** Which instance of its generation this is (0-based). */
-  slot: number;
-  generation: number;
 }
 
 /** The argv after `node`: memory cap, our preload, the app's node flags, entry, args (SPEC §5). */
@@ -63,9 +60,6 @@ export function childEnv(app: AppConfig, port: number, base: NodeJS.ProcessEnv =
 export class AppChild {
   readonly id: string;
   readonly port: number;
-  readonly slot: number;
-  readonly generation: number;
-  readonly app: string;
   readonly pid: number | undefined;
   readonly startedAt = Date.now();
   state: ChildState = 'starting';
@@ -77,9 +71,6 @@ export class AppChild {
   constructor(spec: ChildSpec, logger: Logger) {
     this.id = spec.id;
     this.port = spec.port;
-    this.slot = spec.slot;
-    this.generation = spec.generation;
-    this.app = spec.app.name;
     this.process = execa(process.execPath, childArgv(spec.app), {
       cwd: spec.app.cwd,
       env: childEnv(spec.app, spec.port),

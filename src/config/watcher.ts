@@ -1,6 +1,6 @@
 import path from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export interface ConfigWatcherOptions {
   file: string;

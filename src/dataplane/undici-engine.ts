@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { Deadlines, type Expirable } from './deadlines.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type UpstreamFailureKind } from './engine.js';
-import { upstreamRequestHeaders } from './forwarded.js';
+import { isHopByHopHeader, upstreamRequestHeaders } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
 import type { Upstream } from './upstream.js';
@@ -45,21 +45,6 @@ const POOL_OPTIONS: UndiciPool.Options = {
   // Responses may stream for as long as they like once their headers are in.
   bodyTimeout: 0,
 };
-
-/** Response headers that describe the child's connection to the gateway, not the client's. */
-function isHopByHopResponseHeader(name: string): boolean {
-  const len = name.length;
-  if (len !== 7 && len !== 10 && len !== 16 && len !== 17) return false;
-  const lower = name.toLowerCase();
-  return (
-    lower === 'connection' ||
-    lower === 'keep-alive' ||
-    lower === 'transfer-encoding' ||
-    lower === 'proxy-connection' ||
-    lower === 'trailer' ||
-    lower === 'upgrade'
-  );
-}
 
 /**
  * One attempt of one request, as an undici dispatch handler (the raw,
@@ -113,7 +98,7 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
     const headers: string[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = (rawHeaders[i] as Buffer).toString('latin1');
-      if (!isHopByHopResponseHeader(name)) headers.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+      if (!isHopByHopHeader(name)) headers.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
     }
     if (statusText) res.writeHead(statusCode, statusText, headers);
     else res.writeHead(statusCode, headers);
@@ -206,7 +191,15 @@ export class UndiciEngine implements ProxyEngine {
       {
         path,
         method: req.method ?? 'GET',
-        headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request.client, request.host, request.trusted, request.target.hostName),
+        headers: upstreamRequestHeaders(
+          req.rawHeaders,
+          req.headers,
+          request.client,
+          request.host,
+          request.trusted,
+          request.proto,
+          request.target.hostName,
+        ),
         body: hasNoBody(req) ? null : req,
         // The deadline list enforces upstream_timeout_ms.
         headersTimeout: 0,

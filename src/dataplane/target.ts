@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { AppStats } from '../stats.js';
+import type { AppStats } from './stats.js';
 import type { Upstream } from './upstream.js';
 
 /** An app as one route table sees it: its ready upstreams and a balancing cursor. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ClientProtocol } from './forwarded.js';
 import type { AppTarget } from './target.js';
 import type { Upstream } from './upstream.js';
 
@@ -34,6 +35,8 @@ export class ProxyRequest {
   headersPrepared = false;
   /** For upgrades (no ServerResponse): the status the client got, for the access log; 0 while unknown. */
   upgradeStatus = 0;
+  /** How the client reached the gateway, for X-Forwarded-Proto. */
+  proto: ClientProtocol = 'http';
 
   constructor(
     readonly req: IncomingMessage,

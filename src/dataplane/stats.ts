@@ -1,22 +1,34 @@
 /**
- * Per-app counters for the admin API and metrics. Keyed by app name and
- * kept for the gateway's life, so they survive reloads and restarts. The
- * proxy updates them per request with plain increments.
+ * Per-app traffic counters, kept by the data plane for the gateway's life
+ * (keyed by app name, so they survive reloads and restarts). The request
+ * path updates them with plain increments; the control plane reads a copy
+ * (`snapshot`) that is plain data, as a worker process would send it.
  */
 
 /** Upper bounds (seconds) of the request duration histogram buckets. */
 export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-export class AppStats {
-  requests = 0;
+/** One app's counters as plain data. */
+export interface AppTraffic {
+  requests: number;
   /** Responses by status class: index 1 → 1xx … 5 → 5xx. */
-  readonly statusClasses = [0, 0, 0, 0, 0, 0];
+  statusClasses: number[];
   /** Requests per duration bucket (not cumulative); the last slot is above the largest bound. */
+  durationCounts: number[];
+  durationSumSeconds: number;
+  /** The gateway's own answers for this app: 502, 503, 504. */
+  upstreamErrors: { 502: number; 503: number; 504: number };
+}
+
+/** Every app's counters, by app name. */
+export type TrafficSnapshot = Record<string, AppTraffic>;
+
+export class AppStats implements AppTraffic {
+  requests = 0;
+  readonly statusClasses = [0, 0, 0, 0, 0, 0];
   readonly durationCounts: number[] = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   durationSumSeconds = 0;
-  /** The gateway's own answers for this app: 502, 503, 504. */
   readonly upstreamErrors = { 502: 0, 503: 0, 504: 0 };
-  restarts = 0;
 
   observe(status: number, seconds: number): void {
     this.requests++;
@@ -41,7 +53,17 @@ export class StatsRegistry {
     return stats;
   }
 
-  entries(): IterableIterator<[string, AppStats]> {
-    return this.byApp.entries();
+  snapshot(): TrafficSnapshot {
+    const out: TrafficSnapshot = {};
+    for (const [app, s] of this.byApp) {
+      out[app] = {
+        requests: s.requests,
+        statusClasses: [...s.statusClasses],
+        durationCounts: [...s.durationCounts],
+        durationSumSeconds: s.durationSumSeconds,
+        upstreamErrors: { ...s.upstreamErrors },
+      };
+    }
+    return out;
   }
 }

@@ -1,15 +1,6 @@
-import type { AppConfig, GatewayConfig } from './config/schema.js';
-
-/** What a reload did, app by app (SPEC §8 `POST /admin/reload`). */
-export interface ReloadSummary {
-  added: string[];
-  removed: string[];
-  changed: string[];
-  unchanged: string[];
-  failed: Array<{ name: string; error: string }>;
-}
-
-export type ReloadOutcome = { ok: true; summary: ReloadSummary } | { ok: false; error: string };
+import type { AppConfig, GatewayConfig } from '../config/schema.js';
+import { hostOwners } from '../routing/owners.js';
+import { describeChanges, type ReloadSummary } from '../wire.js';
 
 /**
  * The config that will actually run after a reload in which some apps failed
@@ -47,19 +38,13 @@ function findClash(
   apps: readonly AppConfig[],
   isKeptOld: (name: string) => boolean,
 ): { host: string; claimant: string; holder: string } | null {
-  const owner = new Map<string, string>();
-  for (const app of apps) {
-    for (const host of app.hosts) {
-      const other = owner.get(host);
-      if (other === undefined) {
-        owner.set(host, app.name);
-        continue;
-      }
-      const [holder, claimant] = isKeptOld(other) ? [other, app.name] : [app.name, other];
-      return { host, claimant, holder };
-    }
-  }
-  return null;
+  let clash: { host: string; claimant: string; holder: string } | null = null;
+  hostOwners(apps, (host, first, second) => {
+    if (clash) return;
+    const [holder, claimant] = isKeptOld(first) ? [first, second] : [second, first];
+    clash = { host, claimant, holder };
+  });
+  return clash;
 }
 
 /** The default app after a reload: what the file asks for, if that app runs. */
@@ -70,17 +55,6 @@ export function effectiveDefault(next: GatewayConfig, apps: readonly AppConfig[]
   if (typeof setting === 'string' && names.has(setting)) return setting;
   if (typeof setting === 'string' && previous !== null && names.has(previous)) return previous;
   return apps[0]?.name ?? null;
-}
-
-/** "added a; changed b; removed c", or "nothing changed"; with `failed`, the failed apps too. */
-export function describeChanges(summary: ReloadSummary, options: { failed: boolean }): string {
-  const parts = [
-    summary.added.length ? `added ${summary.added.join(', ')}` : '',
-    summary.changed.length ? `changed ${summary.changed.join(', ')}` : '',
-    summary.removed.length ? `removed ${summary.removed.join(', ')}` : '',
-    options.failed && summary.failed.length ? `failed ${summary.failed.map((f) => f.name).join(', ')}` : '',
-  ].filter(Boolean);
-  return parts.length ? parts.join('; ') : 'nothing changed';
 }
 
 export function summaryLine(summary: ReloadSummary): string {

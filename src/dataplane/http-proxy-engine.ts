@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import type * as HttpProxy3 from 'http-proxy-3';
 import { answerOnSocket } from './answers.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine } from './engine.js';
-import { setForwardedHeaders, stripHopByHopRequestHeaders } from './forwarded.js';
+import { rewriteRequestHeaders, setForwardedHeaders } from './forwarded.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
 import type { Upstream } from './upstream.js';
 
@@ -80,10 +80,7 @@ export class HttpProxyEngine implements ProxyEngine {
     const pool = this.pool(upstream);
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      stripHopByHopRequestHeaders(req.headers);
-      setForwardedHeaders(req.headers, request.client, request.host, request.trusted, request.target.hostName);
-      // The gateway already answered `Expect: 100-continue` to the client; the child need not.
-      if (req.headers.expect !== undefined) delete req.headers.expect;
+      rewriteRequestHeaders(req.headers, request.client, request.host, request.trusted, request.proto, request.target.hostName);
     }
     this.proxy.web(
       req,
@@ -106,7 +103,7 @@ export class HttpProxyEngine implements ProxyEngine {
     request.engineState = state;
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      setForwardedHeaders(req.headers, request.client, request.host, request.trusted, request.target.hostName);
+      setForwardedHeaders(req.headers, request.client, request.host, request.trusted, request.proto, request.target.hostName);
     }
     const target = (request.upstream as Upstream).url;
     this.proxy.ws(req, request.socket as Socket, request.head ?? undefined, { target }, this.onWsError as never);

@@ -1,0 +1,19 @@
+import type { AppJson, ReloadOutcome } from '../wire.js';
+
+/**
+ * What the admin API needs from the running gateway (README, Admin API).
+ * The composition root provides it from the control plane; the admin server
+ * knows nothing else of the gateway.
+ */
+export interface AdminApi {
+  /** The last reload's config error, until a valid reload. */
+  configError(): string | null;
+  /** The bearer token every request must carry, or null. */
+  token(): string | null;
+  apps(): AppJson[];
+  app(name: string): AppJson | null;
+  addApp(name: unknown, keys: Record<string, unknown>): Promise<AppJson>;
+  removeApp(name: string): Promise<AppJson>;
+  restartApp(name: string): Promise<AppJson>;
+  reload(): Promise<ReloadOutcome>;
+}

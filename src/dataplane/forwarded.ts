@@ -1,0 +1,187 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { BlockList } from 'node:net';
+import { parseTrustedProxy } from '../addresses.js';
+
+const V4_MAPPED_PREFIX = '::ffff:';
+
+/** The client's address as a user expects to read it: IPv4-mapped IPv6 shown as IPv4. */
+export function clientAddress(remote: string | undefined): string {
+  if (remote === undefined) return '';
+  return remote.startsWith(V4_MAPPED_PREFIX) && remote.includes('.') ? remote.slice(V4_MAPPED_PREFIX.length) : remote;
+}
+
+/** Balancers in front of the gateway whose X-Forwarded-* headers are believed (SPEC §4). */
+export class TrustedProxies {
+  private readonly list = new BlockList();
+  private readonly empty: boolean;
+
+  constructor(entries: readonly string[]) {
+    this.empty = entries.length === 0;
+    for (const entry of entries) {
+      const parsed = parseTrustedProxy(entry);
+      if (typeof parsed !== 'string') this.list.addSubnet(parsed.address, parsed.prefix, parsed.family);
+    }
+  }
+
+  trusts(address: string): boolean {
+    if (this.empty || address === '') return false;
+    return this.list.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+  }
+}
+
+/**
+ * Headers about one connection, not the message (RFC 9110 §7.6.1), plus the
+ * framing and upgrade headers that each side sets for itself: never passed
+ * on, in either direction.
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+]);
+
+/** Request headers the gateway does not pass on: the hop-by-hop ones, `Expect` (it answers that itself) and X-Forwarded-*, which it sets. */
+const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP_HEADERS,
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+]);
+
+/** Only names of these lengths can be dropped: most names need no lower-casing. */
+const DROPPED_LENGTHS: ReadonlySet<number> = new Set([...DROPPED_REQUEST_HEADERS].map((name) => name.length));
+
+/** Only names of these lengths can be hop-by-hop: most names need no lower-casing. */
+const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP_HEADERS].map((name) => name.length));
+
+export function isHopByHopHeader(name: string): boolean {
+  return HOP_BY_HOP_LENGTHS.has(name.length) && HOP_BY_HOP_HEADERS.has(name.toLowerCase());
+}
+
+/** The client's protocol, as X-Forwarded-Proto names it. */
+export type ClientProtocol = 'http' | 'https';
+
+export interface ForwardedValues {
+  for: string;
+  /** Absent when the client sent no Host and no trusted X-Forwarded-Host. */
+  host: string | undefined;
+  proto: string;
+}
+
+/**
+ * The one forwarded-headers policy (README, Routing and proxying): the
+ * client's X-Forwarded-* are replaced, unless the client is a trusted
+ * proxy, whose X-Forwarded-For is extended and whose -Host/-Proto are kept.
+ */
+export function forwardedValues(
+  headers: IncomingHttpHeaders,
+  client: string,
+  host: string | undefined,
+  trusted: boolean,
+  proto: ClientProtocol,
+): ForwardedValues {
+  const incomingFor = headers['x-forwarded-for'];
+  const incomingHost = headers['x-forwarded-host'] as string | undefined;
+  const incomingProto = headers['x-forwarded-proto'] as string | undefined;
+  return {
+    for: trusted && incomingFor ? `${incomingFor}, ${client}` : client,
+    host: trusted && incomingHost !== undefined ? incomingHost : host,
+    proto: trusted && incomingProto !== undefined ? incomingProto : proto,
+  };
+}
+
+/** The headers a `Connection` value names, beyond keep-alive and close (which name no header). */
+function connectionTokens(value: string | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  const v = value.trim().toLowerCase();
+  if (v === 'keep-alive' || v === 'close') return null;
+  const named = new Set(v.split(',').map((t) => t.trim()));
+  // Headers the gateway needs whatever the client says about them.
+  named.delete('host');
+  named.delete('transfer-encoding');
+  named.delete('');
+  return named.size > 0 ? named : null;
+}
+
+/** X-Forwarded-* by the policy, and a missing Host as the app's name, on a headers object (WebSocket upgrades keep their hop-by-hop headers). */
+export function setForwardedHeaders(
+  headers: IncomingHttpHeaders,
+  client: string,
+  host: string | undefined,
+  trusted: boolean,
+  proto: ClientProtocol,
+  hostName: string,
+): void {
+  const forwarded = forwardedValues(headers, client, host, trusted, proto);
+  if (headers.host === undefined) headers.host = hostName;
+  headers['x-forwarded-for'] = forwarded.for;
+  if (forwarded.host !== undefined) headers['x-forwarded-host'] = forwarded.host;
+  else delete headers['x-forwarded-host'];
+  headers['x-forwarded-proto'] = forwarded.proto;
+}
+
+/**
+ * For an engine that rewrites the request headers object in place
+ * (http-proxy-3): hop-by-hop headers and the ones `Connection` names go,
+ * X-Forwarded-* are set by the policy, a missing Host becomes the app's
+ * name. Transfer-Encoding stays: it tells that engine how to frame the body.
+ */
+export function rewriteRequestHeaders(
+  headers: IncomingHttpHeaders,
+  client: string,
+  host: string | undefined,
+  trusted: boolean,
+  proto: ClientProtocol,
+  hostName: string,
+): void {
+  const named = connectionTokens(headers.connection as string | undefined);
+  if (named) for (const name of named) delete headers[name];
+  for (const name of HOP_BY_HOP_HEADERS) if (name !== 'transfer-encoding' && headers[name] !== undefined) delete headers[name];
+  if (headers.expect !== undefined) delete headers.expect;
+  setForwardedHeaders(headers, client, host, trusted, proto, hostName);
+}
+
+/**
+ * The request headers a child receives, as a flat raw array (name, value,
+ * …) built from the client's raw headers in one pass, for an engine that
+ * takes raw headers (undici): what `rewriteRequestHeaders` keeps, and no
+ * Transfer-Encoding (undici frames the body itself). A request without Host
+ * (HTTP/1.0) gets `hostName`, the app's own name, rather than the child's
+ * address, which the HTTP client would put there and the app would leak in
+ * its URLs.
+ */
+export function upstreamRequestHeaders(
+  raw: readonly string[],
+  headers: IncomingHttpHeaders,
+  client: string,
+  host: string | undefined,
+  trusted: boolean,
+  proto: ClientProtocol,
+  hostName: string,
+): string[] {
+  const out: string[] = host === undefined ? ['host', hostName] : [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (DROPPED_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (DROPPED_REQUEST_HEADERS.has(lower)) {
+        if (lower === 'connection') connection = raw[i + 1];
+        continue;
+      }
+    }
+    out.push(name, raw[i + 1] as string);
+  }
+  const named = connectionTokens(connection);
+  if (named) for (let i = out.length - 2; i >= 0; i -= 2) if (named.has((out[i] as string).toLowerCase())) out.splice(i, 2);
+  const forwarded = forwardedValues(headers, client, host, trusted, proto);
+  out.push('x-forwarded-for', forwarded.for);
+  if (forwarded.host !== undefined) out.push('x-forwarded-host', forwarded.host);
+  out.push('x-forwarded-proto', forwarded.proto);
+  return out;
+}

@@ -1,0 +1,347 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../log.js';
+import { hostNameOf } from '../routing/host.js';
+import { RouteTable, type RouteTableData } from '../routing/table.js';
+import { answer, answerOnSocket } from './answers.js';
+import type { DataPlaneSettings } from './data-plane.js';
+import type { EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
+import { type ClientProtocol, clientAddress, TrustedProxies } from './forwarded.js';
+import type { RequestHandler } from './listener.js';
+import { ProxyRequest } from './request.js';
+import { retryAction } from './retry.js';
+import type { StatsRegistry } from './stats.js';
+import { AppTarget } from './target.js';
+import type { UpstreamRegistry } from './upstream.js';
+import { WaitQueues } from './wait-queue.js';
+
+/** Seconds a client is told to wait when an app is not ready. */
+const RETRY_AFTER_SECONDS = '2';
+
+const kRequest = Symbol('nano.proxyRequest');
+
+type TaggedResponse = ServerResponse & { [kRequest]?: ProxyRequest };
+type TaggedSocket = Duplex & { [kRequest]?: ProxyRequest };
+
+const EMPTY_TABLE: RouteTableData = { version: 0, apps: [], defaultApp: null };
+
+export interface RequestPathOptions {
+  logger: Logger;
+  /** Where access lines go (batched). */
+  accessLogger: Logger;
+  settings: DataPlaneSettings;
+  stats: StatsRegistry;
+  upstreams: UpstreamRegistry;
+  /** How the listener in front was reached, for X-Forwarded-Proto. */
+  proto?: ClientProtocol;
+}
+
+/**
+ * One request's way through the gateway (README, Routing and proxying): the
+ * app by Host on the current route table, the child with the fewest
+ * requests in flight, the engine; a wait when the app has no ready child; a
+ * retry when one is safe; the gateway's own answer otherwise. The table is
+ * an immutable snapshot, swapped by one assignment.
+ */
+export class RequestPath implements RequestHandler, EngineHooks {
+  private table: RouteTable<AppTarget>;
+  private engine: ProxyEngine | null = null;
+  private readonly queues: WaitQueues;
+  private readonly log: Logger;
+  private readonly accessLogger: Logger;
+  /** Per-app children of the access logger, so the app name is serialised once, not per request. */
+  private readonly appAccessLoggers = new Map<string, Logger>();
+  private settings: DataPlaneSettings;
+  private trusted: TrustedProxies;
+  private readonly proto: ClientProtocol;
+  /** Set while shutting down: answers close their connections. */
+  closing = false;
+  /** Client requests (and open WebSockets) not yet finished. */
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly onClientClose: (this: TaggedResponse) => void;
+  private readonly onSocketClose: (this: TaggedSocket) => void;
+
+  constructor(private readonly options: RequestPathOptions) {
+    this.log = options.logger;
+    this.accessLogger = options.accessLogger;
+    this.settings = options.settings;
+    this.trusted = new TrustedProxies(options.settings.trustedProxies);
+    this.proto = options.proto ?? 'http';
+    this.queues = new WaitQueues((request) => this.notReady(request));
+    this.table = this.compile(EMPTY_TABLE);
+
+    // Created once and bound through `this`, so that no closure is made per request.
+    const path = this;
+    this.onClientClose = function (this: TaggedResponse) {
+      const request = this[kRequest];
+      if (!request) return;
+      const abandoned = !this.writableFinished && request.upstream !== null;
+      // Finished (closed) first, so that the engine's error for the cancelled exchange is ignored,
+      // not counted as a failed child nor retried.
+      path.finish(request, this.headersSent ? this.statusCode : 499);
+      if (abandoned) path.engine?.cancel(request);
+    };
+    this.onSocketClose = function (this: TaggedSocket) {
+      const request = this[kRequest];
+      if (request) path.finish(request, request.upgradeStatus || 499);
+    };
+  }
+
+  /** The engine is made with this path as its hooks, so it is attached after construction. */
+  attach(engine: ProxyEngine): void {
+    this.engine = engine;
+  }
+
+  configure(settings: DataPlaneSettings): void {
+    const accessChanged = settings.accessLog !== this.settings.accessLog;
+    this.settings = settings;
+    this.trusted = new TrustedProxies(settings.trustedProxies);
+    // Targets carry their logger: rebuild them so the change applies to the next request.
+    if (accessChanged) this.table = this.compile(this.table.data);
+  }
+
+  /** Swaps in a new route table in one assignment, then lets waiting requests try again. */
+  publish(data: RouteTableData): void {
+    this.table = this.compile(data);
+    for (const request of this.queues.takeAll()) {
+      const target = this.table.get(request.target.name) ?? this.table.lookup(request.host);
+      if (target === undefined) {
+        this.queues.release(request);
+        this.reply(request, 404, `no app for host "${request.host ?? ''}"`);
+        continue;
+      }
+      request.target = target;
+      // A new table is new information: the child that failed may be back.
+      request.avoid = null;
+      this.dispatch(request);
+    }
+  }
+
+  /** Resolves once no client request is in flight, or after `timeoutMs`. */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  // ---- per request -------------------------------------------------------
+
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const host = req.headers.host;
+    const problem = requestProblem(req);
+    if (problem !== null) {
+      // Node's parser has accepted the request line, but the connection's framing is not to be trusted.
+      res.shouldKeepAlive = false;
+      answer(res, problem.status, problem.message);
+      return;
+    }
+    const target = this.table.lookup(host);
+    if (target === undefined) {
+      answer(res, 404, `no app for host "${host ?? ''}"`);
+      return;
+    }
+    if (this.closing) res.shouldKeepAlive = false;
+    const request = new ProxyRequest(req, res, target, host, performance.now());
+    (res as TaggedResponse)[kRequest] = request;
+    // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
+    res.on('close', this.onClientClose);
+    this.begin(request, req);
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const host = req.headers.host;
+    const problem = requestProblem(req);
+    if (problem !== null) {
+      answerOnSocket(socket, problem.status, problem.message);
+      return;
+    }
+    const target = this.table.lookup(host);
+    if (target === undefined) {
+      answerOnSocket(socket, 404, `no app for host "${host ?? ''}"`);
+      return;
+    }
+    const request = new ProxyRequest(req, null, target, host, performance.now(), socket, head);
+    (socket as TaggedSocket)[kRequest] = request;
+    socket.once('close', this.onSocketClose);
+    this.begin(request, req);
+  }
+
+  private begin(request: ProxyRequest, req: IncomingMessage): void {
+    this.active++;
+    request.client = clientAddress(req.socket.remoteAddress);
+    request.trusted = this.trusted.trusts(request.client);
+    request.proto = this.proto;
+    this.dispatch(request);
+  }
+
+  private dispatch(request: ProxyRequest): void {
+    const upstream = request.target.pick(request.avoid);
+    if (upstream === undefined) {
+      if (!this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
+      return;
+    }
+    if (request.queueTimer) {
+      clearTimeout(request.queueTimer);
+      request.queueTimer = null;
+    }
+    request.upstream = upstream;
+    upstream.acquire();
+    const engine = this.engine as ProxyEngine;
+    if (request.isUpgrade) engine.upgrade(request, this.settings.upstreamTimeoutMs);
+    else engine.forward(request, this.settings.upstreamTimeoutMs);
+  }
+
+  onResponseStart(request: ProxyRequest): void {
+    request.responseStarted = true;
+  }
+
+  onFailure(request: ProxyRequest, failure: UpstreamFailure): void {
+    const failed = request.upstream;
+    this.releaseUpstream(request);
+    if (request.closed || request.responseStarted) return;
+    // A retry goes by the current table: the child that failed may belong to a generation now draining.
+    request.target = this.table.get(request.target.name) ?? request.target;
+    const refused = failure.kind === 'refused';
+    const action = retryAction({
+      failure,
+      method: request.req.method ?? '',
+      isUpgrade: request.isUpgrade,
+      refusals: refused ? request.refusals + 1 : request.refusals,
+      resends: request.resends,
+      instances: request.target.upstreams.length,
+    });
+    if (action === 'move' || action === 'wait') {
+      request.refusals++;
+      request.avoid = failed;
+      if (action === 'wait' && !this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
+      else if (action === 'move') this.dispatch(request);
+      return;
+    }
+    if (action === 'resend') {
+      request.resends++;
+      // Prefer another child; with none, the same one (likely a stale pooled connection).
+      request.avoid = request.target.upstreams.length > 1 ? failed : null;
+      this.log.debug({ app: request.target.name, upstream: failed?.id }, 'resending an idempotent request');
+      this.dispatch(request);
+      return;
+    }
+    const app = request.target.name;
+    this.log.warn(
+      { app, upstream: failed?.id, kind: failure.kind, err: failure.error.message, method: request.req.method, path: request.req.url },
+      'upstream request failed',
+    );
+    const [status, message] =
+      failure.kind === 'timeout'
+        ? [504, `gateway timeout: app "${app}" sent no response within ${this.settings.upstreamTimeoutMs} ms`]
+        : failure.kind === 'protocol'
+          ? [502, `bad gateway: app "${app}" sent an invalid response`]
+          : [502, `bad gateway: app "${app}" refused or reset the connection`];
+    this.reply(request, status, message);
+  }
+
+  private reply(request: ProxyRequest, status: number, message: string, headers?: Record<string, string>): void {
+    if (status === 502 || status === 503 || status === 504) request.target.stats.upstreamErrors[status]++;
+    if (request.res) answer(request.res, status, message, headers);
+    else if (request.socket) {
+      request.upgradeStatus = status;
+      answerOnSocket(request.socket, status, message, headers);
+    }
+  }
+
+  private notReady(request: ProxyRequest): void {
+    this.reply(request, 503, `service unavailable: app "${request.target.name}" has no ready instance`, {
+      'retry-after': RETRY_AFTER_SECONDS,
+    });
+  }
+
+  private releaseUpstream(request: ProxyRequest): void {
+    const upstream = request.upstream;
+    if (upstream) {
+      request.upstream = null;
+      upstream.release();
+    }
+  }
+
+  private finish(request: ProxyRequest, status: number): void {
+    if (request.closed) return;
+    request.closed = true;
+    // Only a waiting request has a timer; the others skip the queue lookup.
+    if (request.queueTimer) this.queues.release(request);
+    this.releaseUpstream(request);
+    const elapsedMs = performance.now() - request.startedAt;
+    request.target.stats.observe(status, elapsedMs / 1000);
+    const access = request.target.access;
+    if (access !== null) {
+      const req = request.req;
+      access.info({
+        method: req.method,
+        host: request.host,
+        path: req.url,
+        status,
+        duration_ms: Math.round(elapsedMs * 100) / 100,
+      });
+    }
+    if (--this.active === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  private accessFor(app: string): Logger | null {
+    if (!this.settings.accessLog) return null;
+    let logger = this.appAccessLoggers.get(app);
+    if (!logger) {
+      logger = this.accessLogger.child({ app });
+      this.appAccessLoggers.set(app, logger);
+    }
+    return logger;
+  }
+
+  private compile(data: RouteTableData): RouteTable<AppTarget> {
+    const { stats, upstreams } = this.options;
+    return new RouteTable(
+      data,
+      (app) =>
+        new AppTarget(
+          app.name,
+          app.upstreams.map((u) => upstreams.resolve(u)),
+          stats.for(app.name),
+          this.accessFor(app.name),
+          hostNameOf(app.hosts),
+        ),
+    );
+  }
+}
+
+/**
+ * What makes a parsed request one the gateway refuses (README, the
+ * gateway's own answers). Node's parser takes a request line without a
+ * version as HTTP/0.9, which has no headers, no Host and no status line:
+ * nothing an app should be handed. Other major versions (`HTTP/2.0` in an
+ * HTTP/1 request line) get 505. RFC 9112 §3.2: an HTTP/1.1 request needs
+ * exactly one Host header; Node keeps only the first of several, so the raw
+ * headers are counted.
+ */
+function requestProblem(req: IncomingMessage): { status: number; message: string } | null {
+  if (req.httpVersionMajor !== 1) {
+    return req.httpVersionMajor === 0
+      ? { status: 400, message: 'bad request: a request line without an HTTP version (HTTP/0.9)' }
+      : { status: 505, message: `HTTP version not supported: HTTP/${req.httpVersion}` };
+  }
+  const raw = req.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) count++;
+  }
+  if (count > 1) return { status: 400, message: 'bad request: more than one Host header' };
+  if (count === 0 && req.httpVersionMinor >= 1) return { status: 400, message: 'bad request: HTTP/1.1 request without a Host header' };
+  return null;
+}

@@ -1,0 +1,43 @@
+import type { AppConfig } from '../config/schema.js';
+import type { AppChild } from './child.js';
+import { RestartBackoff } from './backoff.js';
+
+/** One of an app's `instances` positions; it outlives the children it restarts. */
+export class InstanceSlot {
+  child: AppChild | null = null;
+  restarts = 0;
+  readonly backoff = new RestartBackoff();
+  restartTimer: NodeJS.Timeout | null = null;
+  /** The latest start never became ready (SPEC §6 `failed`). Cleared when a start succeeds. */
+  lastStartFailed = false;
+  /** A ready child crashed and is being restarted (SPEC §6 `restarting`). */
+  crashed = false;
+  constructor(readonly index: number) {}
+}
+
+/** The children started from one version of an app's config. */
+export class Generation {
+  readonly slots: InstanceSlot[];
+  /** Only the serving generation restarts crashed children and is in the route table. */
+  serving = false;
+  retired = false;
+
+  constructor(
+    readonly id: number,
+    readonly config: AppConfig,
+  ) {
+    this.slots = Array.from({ length: config.instances }, (_, i) => new InstanceSlot(i));
+  }
+
+  /** Every slot has a child that is still running (a child can die after it was ready). */
+  allAlive(): boolean {
+    return this.slots.every((slot) => slot.child?.alive === true);
+  }
+
+  liveChildren(): AppChild[] {
+    const out: AppChild[] = [];
+    for (const slot of this.slots) if (slot.child?.alive) out.push(slot.child);
+    return out;
+  }
+}
+

@@ -1,0 +1,51 @@
+/**
+ * The admin API's JSON shapes (README, Admin API), shared by the server
+ * that writes them and the command line that reads them: one App, one
+ * instance, one reload summary.
+ */
+
+export interface InstanceJson {
+  pid: number | null;
+  port: number;
+  state: string;
+  /** ISO-8601, or null before the child started. */
+  started_at: string | null;
+  restarts: number;
+  rss_bytes: number;
+}
+
+export type AppStateJson = 'starting' | 'ready' | 'restarting' | 'failed';
+
+export interface AppJson {
+  name: string;
+  hosts: string[];
+  /** As the config names it: relative to the config file's directory when inside it. */
+  entry: string;
+  default: boolean;
+  state: AppStateJson;
+  instances: InstanceJson[];
+  requests_total: number;
+  last_error: string | null;
+}
+
+/** What a reload did, app by app (`POST /admin/reload`). */
+export interface ReloadSummary {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+  failed: Array<{ name: string; error: string }>;
+}
+
+export type ReloadOutcome = { ok: true; summary: ReloadSummary } | { ok: false; error: string };
+
+/** "added a; changed b; removed c", or "nothing changed"; with `failed`, the failed apps too. */
+export function describeChanges(summary: ReloadSummary, options: { failed: boolean }): string {
+  const parts = [
+    summary.added.length ? `added ${summary.added.join(', ')}` : '',
+    summary.changed.length ? `changed ${summary.changed.join(', ')}` : '',
+    summary.removed.length ? `removed ${summary.removed.join(', ')}` : '',
+    options.failed && summary.failed.length ? `failed ${summary.failed.map((f) => f.name).join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.length ? parts.join('; ') : 'nothing changed';
+}
