@@ -65,7 +65,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Spawns a process pinned to `cpu` when pinning is possible; its children inherit the pinning. */
 function spawnPinned(cpu, cmd, args, options = {}) {
   const [c, a] = PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-  const proc = spawn(c, a, { stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'], env: { ...process.env, ...options.env }, detached: options.detached ?? false });
+  const proc = spawn(c, a, {
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+    detached: options.detached ?? false,
+  });
   proc.stderrText = '';
   proc.stderr.setEncoding('utf8').on('data', (d) => (proc.stderrText += d));
   return proc;
@@ -74,7 +78,10 @@ function spawnPinned(cpu, cmd, args, options = {}) {
 function waitForLine(proc, pattern, timeoutMs = 20_000) {
   return new Promise((resolve, reject) => {
     let buffer = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${buffer.slice(-500)} ${proc.stderrText}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for ${pattern}: ${buffer.slice(-500)} ${proc.stderrText}`)),
+      timeoutMs,
+    );
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk) => {
       buffer += chunk;
@@ -200,7 +207,12 @@ const manyHost = (i) => `app${i}.${HOST}`;
 function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1 } = {}) {
   let text = `[gateway]\nlisten = "127.0.0.1:0"\naccess_log = ${accessLog}\n\n[admin]\nlisten = false\n`;
   for (let i = 0; i < apps; i++) {
-    const hosts = apps === 1 && hostsPerApp === 1 ? [HOST] : hostsPerApp > 1 ? Array.from({ length: hostsPerApp }, (_, k) => manyHost(k)) : [manyHost(i)];
+    const hosts =
+      apps === 1 && hostsPerApp === 1
+        ? [HOST]
+        : hostsPerApp > 1
+          ? Array.from({ length: hostsPerApp }, (_, k) => manyHost(k))
+          : [manyHost(i)];
     text += `\n[apps.app${i}]\nhosts = ${JSON.stringify(hosts)}\nentry = ${JSON.stringify(HELLO)}\nenv = { VERSION = "${version}" }\n`;
   }
   return text;
@@ -226,7 +238,8 @@ async function startGateway(dir, apps, options = {}) {
     if (m) port = Number(m[1]);
     const ready = (text.match(/"msg":"instance ready"/g) ?? []).length;
     if (port && ready >= apps) break;
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start: ${text.slice(-1000)} ${proc.stderrText}`);
+    if (proc.exitCode !== null || Date.now() > deadline)
+      throw new Error(`gateway did not start: ${text.slice(-1000)} ${proc.stderrText}`);
     await sleep(20);
   }
   return { port, pids: () => [proc.pid], stop, configFile, logFile, readyMs: performance.now() - started, log };
@@ -285,10 +298,24 @@ async function runLoad({ port, path: urlPath = '/', hosts = [HOST], seconds, rot
     if (!rotate) args.push('-H', `Host: ${hosts[0]}`);
     r = await runJson('wrk', [...args, url], { BENCH_HOSTS: rotate ? hosts.join(',') : '', BENCH_PATH: urlPath });
   } else {
-    r = await runJson(process.execPath, [path.join(BENCH, 'autocannon-run.mjs'), url, String(CONNECTIONS), String(seconds), hosts.join(',')]);
+    r = await runJson(process.execPath, [
+      path.join(BENCH, 'autocannon-run.mjs'),
+      url,
+      String(CONNECTIONS),
+      String(seconds),
+      hosts.join(','),
+    ]);
   }
   const secs = r.duration_us / 1e6;
-  return { requests: r.requests, rps: r.requests / secs, mbps: r.bytes / secs / 2 ** 20, p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000, errors: r.errors, non2xx: r.non2xx };
+  return {
+    requests: r.requests,
+    rps: r.requests / secs,
+    mbps: r.bytes / secs / 2 ** 20,
+    p50Ms: r.p50_us / 1000,
+    p99Ms: r.p99_us / 1000,
+    errors: r.errors,
+    non2xx: r.non2xx,
+  };
 }
 
 /** Warm up, then measure; CPU and RSS are of the proxy's processes (`target.pids`). */
@@ -367,7 +394,13 @@ async function cpuRows(dir, hello, results) {
       const target = await start();
       const before = cpuTicks(target.pids());
       // fixed-rate.mjs sends 2 s of warm-up at the same rate: those requests cost CPU too.
-      await runJson(process.execPath, [path.join(BENCH, 'fixed-rate.mjs'), `http://127.0.0.1:${target.port}/`, HOST, String(RATE), String(RATE_SECONDS)]);
+      await runJson(process.execPath, [
+        path.join(BENCH, 'fixed-rate.mjs'),
+        `http://127.0.0.1:${target.port}/`,
+        HOST,
+        String(RATE),
+        String(RATE_SECONDS),
+      ]);
       const requests = RATE * (RATE_SECONDS + 2);
       runs.get(name).push((((cpuTicks(target.pids()) - before) / CLK_TCK) * 1e6) / requests);
       await target.stop();
@@ -375,12 +408,20 @@ async function cpuRows(dir, hello, results) {
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
   results.cpu = { rate: RATE, rows: [...runs].map(([name, us]) => ({ name, usPerReq: median(us), runs: us })) };
-  for (const row of results.cpu.rows) process.stdout.write(`  ${row.name}: ${row.usPerReq.toFixed(1)} µs CPU per request at ${RATE} req/s\n`);
+  for (const row of results.cpu.rows)
+    process.stdout.write(`  ${row.name}: ${row.usPerReq.toFixed(1)} µs CPU per request at ${RATE} req/s\n`);
 }
 
 async function latencyRows(dir, hello, results) {
   // fixed-rate.mjs warms up for 2 s at the same rate before it counts.
-  const fixed = (port) => runJson(process.execPath, [path.join(BENCH, 'fixed-rate.mjs'), `http://127.0.0.1:${port}/`, HOST, String(RATE), String(RATE_SECONDS)]);
+  const fixed = (port) =>
+    runJson(process.execPath, [
+      path.join(BENCH, 'fixed-rate.mjs'),
+      `http://127.0.0.1:${port}/`,
+      HOST,
+      String(RATE),
+      String(RATE_SECONDS),
+    ]);
   const direct = await fixed(hello.port);
   const gw = await startGateway(dir, 1, { accessLog: true });
   const through = await fixed(gw.port);
@@ -426,22 +467,44 @@ async function manyAppRows(dir, results) {
   const single = await measure('nano-gateway, 1 app, 1 host', { ...one, proxy: true }, { hosts: [HOST], rotate: true });
   await one.stop();
   const wide = await startGateway(dir, 1, { accessLog: true, hostsPerApp: MANY_APPS });
-  const routing = await measure(`nano-gateway, 1 app answering ${MANY_APPS} hosts, requests spread`, { ...wide, proxy: true }, { hosts });
+  const routing = await measure(
+    `nano-gateway, 1 app answering ${MANY_APPS} hosts, requests spread`,
+    { ...wide, proxy: true },
+    { hosts },
+  );
   await wide.stop();
   const many = await startGateway(dir, MANY_APPS, { accessLog: true });
-  const spread = await measure(`nano-gateway, ${MANY_APPS} apps, requests spread over all hosts`, { ...many, proxy: true }, { hosts });
+  const spread = await measure(
+    `nano-gateway, ${MANY_APPS} apps, requests spread over all hosts`,
+    { ...many, proxy: true },
+    { hosts },
+  );
   await many.stop();
   let nginx = null;
   if (NGINX) {
     // The same layout behind nginx: one upstream process per host, each in its own session like the gateway's children.
     const apps = [];
     for (let i = 0; i < MANY_APPS; i++) apps.push(await startHello({ detached: true }));
-    const server = await startNginx(dir, apps.map((a, i) => [manyHost(i), a.port]));
-    nginx = await measure(`nginx, ${MANY_APPS} server blocks and upstream processes, requests spread`, { ...server, proxy: true }, { hosts });
+    const server = await startNginx(
+      dir,
+      apps.map((a, i) => [manyHost(i), a.port]),
+    );
+    nginx = await measure(
+      `nginx, ${MANY_APPS} server blocks and upstream processes, requests spread`,
+      { ...server, proxy: true },
+      { hosts },
+    );
     await server.stop();
     await Promise.all(apps.map((a) => a.stop()));
   }
-  results.apps = { single, routing, many: spread, nginx, routingRatio: routing.rps / single.rps, ratio: spread.rps / single.rps };
+  results.apps = {
+    single,
+    routing,
+    many: spread,
+    nginx,
+    routingRatio: routing.rps / single.rps,
+    ratio: spread.rps / single.rps,
+  };
 }
 
 async function reloadRows(dir, results) {
@@ -463,8 +526,15 @@ async function reloadRows(dir, results) {
   await sleep(1500);
   const reloads = (gw.log().match(/reload finished/g) ?? []).length - before;
   await gw.stop();
-  const row = { name: `nano-gateway, config reloaded every second (${reloads} reloads)`, ...during, proxyCpuUsPerReq: null, proxyRssMb: null };
-  process.stdout.write(`  ${row.name}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms.toFixed(2)} ms, errors ${row.errors}, non-2xx ${row.non2xx}\n`);
+  const row = {
+    name: `nano-gateway, config reloaded every second (${reloads} reloads)`,
+    ...during,
+    proxyCpuUsPerReq: null,
+    proxyRssMb: null,
+  };
+  process.stdout.write(
+    `  ${row.name}: ${Math.round(row.rps)} req/s, p99 ${row.p99Ms.toFixed(2)} ms, errors ${row.errors}, non-2xx ${row.non2xx}\n`,
+  );
   results.reload = { steady, during: row, reloads, p99Ratio: row.p99Ms / steady.p99Ms };
 }
 
@@ -484,7 +554,12 @@ function printTables(results) {
     const direct = byName(/^direct/);
     const nginx = byName(/^nginx/);
     const dispatch = byName(/Pool\.dispatch/);
-    console.log('\nThroughput, keep-alive, %d connections, %d s per row%s:', CONNECTIONS, DURATION, REPEAT > 1 ? `, median of ${REPEAT} interleaved runs` : '');
+    console.log(
+      '\nThroughput, keep-alive, %d connections, %d s per row%s:',
+      CONNECTIONS,
+      DURATION,
+      REPEAT > 1 ? `, median of ${REPEAT} interleaved runs` : '',
+    );
     console.table(
       results.main.map((r) => ({
         row: r.name,
@@ -506,13 +581,22 @@ function printTables(results) {
   if (results.cpu) {
     const dispatch = results.cpu.rows.find((r) => /dispatch/.test(r.name));
     for (const r of results.cpu.rows) {
-      extra.push({ measure: `proxy CPU per request at ${results.cpu.rate} req/s: ${r.name}`, value: `${fmt(r.usPerReq, 1)} µs (× undici-dispatch ${fmt(r.usPerReq / dispatch.usPerReq)})` });
+      extra.push({
+        measure: `proxy CPU per request at ${results.cpu.rate} req/s: ${r.name}`,
+        value: `${fmt(r.usPerReq, 1)} µs (× undici-dispatch ${fmt(r.usPerReq / dispatch.usPerReq)})`,
+      });
     }
   }
   if (results.latency) {
     const l = results.latency;
-    extra.push({ measure: `added latency at ${l.rate} req/s, p50 (gateway ${fmt(l.gateway.p50_us / 1000, 3)} − direct ${fmt(l.direct.p50_us / 1000, 3)} ms)`, value: `${fmt(l.addedP50Ms, 3)} ms` });
-    extra.push({ measure: `added latency at ${l.rate} req/s, p99 (gateway ${fmt(l.gateway.p99_us / 1000, 3)} − direct ${fmt(l.direct.p99_us / 1000, 3)} ms)`, value: `${fmt(l.addedP99Ms, 3)} ms` });
+    extra.push({
+      measure: `added latency at ${l.rate} req/s, p50 (gateway ${fmt(l.gateway.p50_us / 1000, 3)} − direct ${fmt(l.direct.p50_us / 1000, 3)} ms)`,
+      value: `${fmt(l.addedP50Ms, 3)} ms`,
+    });
+    extra.push({
+      measure: `added latency at ${l.rate} req/s, p99 (gateway ${fmt(l.gateway.p99_us / 1000, 3)} − direct ${fmt(l.direct.p99_us / 1000, 3)} ms)`,
+      value: `${fmt(l.addedP99Ms, 3)} ms`,
+    });
     extra.push({
       measure: `  the same for the minimal undici proxy: p50 / p99 (${fmt(l.engine.p50_us / 1000, 3)} / ${fmt(l.engine.p99_us / 1000, 3)} ms)`,
       value: `${fmt(l.engineAddedP50Ms, 3)} / ${fmt(l.engineAddedP99Ms, 3)} ms`,
@@ -520,24 +604,47 @@ function printTables(results) {
   }
   if (results.big) {
     const nginx = results.big.find((r) => /nginx/.test(r.name));
-    for (const r of results.big) extra.push({ measure: r.name, value: `${fmt(r.mbps, 0)} MB/s${nginx ? ` (× nginx ${fmt(r.mbps / nginx.mbps)})` : ''}` });
+    for (const r of results.big)
+      extra.push({
+        measure: r.name,
+        value: `${fmt(r.mbps, 0)} MB/s${nginx ? ` (× nginx ${fmt(r.mbps / nginx.mbps)})` : ''}`,
+      });
   }
   if (results.apps) {
     const a = results.apps;
     const cpu = (r) => (r.proxyCpuUsPerReq === null ? '' : `, proxy ${fmt(r.proxyCpuUsPerReq, 0)} µs/req`);
     extra.push({ measure: a.single.name, value: `${Math.round(a.single.rps)} req/s${cpu(a.single)}` });
-    extra.push({ measure: a.routing.name, value: `${Math.round(a.routing.rps)} req/s (× 1 host ${fmt(a.routingRatio)})${cpu(a.routing)}` });
-    extra.push({ measure: a.many.name, value: `${Math.round(a.many.rps)} req/s (× 1 app ${fmt(a.ratio)}), p99 ${fmt(a.many.p99Ms, 0)} ms, ${a.many.errors} errors${cpu(a.many)}` });
+    extra.push({
+      measure: a.routing.name,
+      value: `${Math.round(a.routing.rps)} req/s (× 1 host ${fmt(a.routingRatio)})${cpu(a.routing)}`,
+    });
+    extra.push({
+      measure: a.many.name,
+      value: `${Math.round(a.many.rps)} req/s (× 1 app ${fmt(a.ratio)}), p99 ${fmt(a.many.p99Ms, 0)} ms, ${a.many.errors} errors${cpu(a.many)}`,
+    });
     if (a.nginx) {
-      extra.push({ measure: a.nginx.name, value: `${Math.round(a.nginx.rps)} req/s (gateway × ${fmt(a.many.rps / a.nginx.rps)}), p99 ${fmt(a.nginx.p99Ms, 0)} ms, ${a.nginx.errors} errors` });
+      extra.push({
+        measure: a.nginx.name,
+        value: `${Math.round(a.nginx.rps)} req/s (gateway × ${fmt(a.many.rps / a.nginx.rps)}), p99 ${fmt(a.nginx.p99Ms, 0)} ms, ${a.nginx.errors} errors`,
+      });
     }
   }
   if (results.reload) {
     const r = results.reload;
-    extra.push({ measure: 'steady: p99, errors', value: `${fmt(r.steady.p99Ms)} ms, ${r.steady.errors} errors, ${r.steady.non2xx} non-2xx` });
-    extra.push({ measure: r.during.name + ': p99, errors', value: `${fmt(r.during.p99Ms)} ms (× steady ${fmt(r.p99Ratio)}), ${r.during.errors} errors, ${r.during.non2xx} non-2xx` });
+    extra.push({
+      measure: 'steady: p99, errors',
+      value: `${fmt(r.steady.p99Ms)} ms, ${r.steady.errors} errors, ${r.steady.non2xx} non-2xx`,
+    });
+    extra.push({
+      measure: `${r.during.name}: p99, errors`,
+      value: `${fmt(r.during.p99Ms)} ms (× steady ${fmt(r.p99Ratio)}), ${r.during.errors} errors, ${r.during.non2xx} non-2xx`,
+    });
   }
-  if (results.startup) extra.push({ measure: `start to all ${results.startup.apps} apps ready`, value: `${fmt(results.startup.allReadyMs / 1000)} s` });
+  if (results.startup)
+    extra.push({
+      measure: `start to all ${results.startup.apps} apps ready`,
+      value: `${fmt(results.startup.allReadyMs / 1000)} s`,
+    });
   if (extra.length) {
     console.log('\nMore figures:');
     console.table(extra);
@@ -545,10 +652,16 @@ function printTables(results) {
 }
 
 async function main() {
-  console.log(`load generator: ${LOADGEN === 'wrk' ? 'wrk' : 'autocannon (wrk is not installed: apt-get install wrk for steadier figures)'}`);
+  console.log(
+    `load generator: ${LOADGEN === 'wrk' ? 'wrk' : 'autocannon (wrk is not installed: apt-get install wrk for steadier figures)'}`,
+  );
   console.log(`nginx: ${NGINX ? NGINX : 'not installed, nginx rows skipped (apt-get install nginx)'}`);
-  console.log(`pinning: ${PIN ? 'load generator on CPU 1, app and proxy on CPU 0' : 'off (needs 2 cores and taskset)'}`);
-  console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.version}`);
+  console.log(
+    `pinning: ${PIN ? 'load generator on CPU 1, app and proxy on CPU 0' : 'off (needs 2 cores and taskset)'}`,
+  );
+  console.log(
+    `machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.version}`,
+  );
   console.log(`settings: keep-alive, ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${DURATION} s per row\n`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nano-bench-'));
   const results = {};
@@ -568,8 +681,27 @@ async function main() {
   printTables(results);
   mkdirSync(opts.out, { recursive: true });
   const file = path.join(opts.out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  const machine = { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadgen: LOADGEN, nginx: NGINX, pinned: PIN };
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, WARMUP, CONNECTIONS, MANY_APPS, STARTUP_APPS, RATE, RATE_SECONDS }, results }, null, 2));
+  const machine = {
+    cpu: os.cpus()[0]?.model,
+    cores: os.availableParallelism(),
+    node: process.version,
+    loadgen: LOADGEN,
+    nginx: NGINX,
+    pinned: PIN,
+  };
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        settings: { DURATION, WARMUP, CONNECTIONS, MANY_APPS, STARTUP_APPS, RATE, RATE_SECONDS },
+        results,
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`\nraw figures: ${path.relative(process.cwd(), file)}`);
 }
 

@@ -74,7 +74,12 @@ const INSTANCES = Number(opts.instances);
 const KIND = opts.kind;
 const DURATION_S = Number(opts.duration);
 if (!KINDS.includes(KIND)) fail(`--kind must be one of ${KINDS.join(', ')}`);
-for (const [name, value] of Object.entries({ reloads: RELOADS, rate: RATE, connections: CONNECTIONS, instances: INSTANCES })) {
+for (const [name, value] of Object.entries({
+  reloads: RELOADS,
+  rate: RATE,
+  connections: CONNECTIONS,
+  instances: INSTANCES,
+})) {
   if (!Number.isInteger(value) || value < 1) fail(`--${name} must be a whole number >= 1`);
 }
 
@@ -134,8 +139,7 @@ const waiters = new Set();
 let partial = '';
 gateway.stdout.setEncoding('utf8').on('data', (chunk) => {
   partial += chunk;
-  let nl;
-  while ((nl = partial.indexOf('\n')) !== -1) {
+  for (let nl = partial.indexOf('\n'); nl !== -1; nl = partial.indexOf('\n')) {
     const line = partial.slice(0, nl);
     partial = partial.slice(nl + 1);
     if (line.includes('"kind":"access"') || line.includes('"stream":"std')) continue;
@@ -229,7 +233,10 @@ function saveConfig() {
 }
 
 const finishedWithChange = (entry) =>
-  typeof entry.msg === 'string' && entry.msg.startsWith('reload finished') && Array.isArray(entry.changed) && entry.changed.includes('changed');
+  typeof entry.msg === 'string' &&
+  entry.msg.startsWith('reload finished') &&
+  Array.isArray(entry.changed) &&
+  entry.changed.includes('changed');
 
 async function reloadOnce(adminPort) {
   switch (KIND) {
@@ -306,7 +313,8 @@ async function main() {
       : null;
   const samples = [];
   const sampleAt = new Set([0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(f * RELOADS)));
-  const sample = (done) => samples.push({ reloads: done, t: (Date.now() - loadStarted) / 1000, ...procStats(gateway.pid) });
+  const sample = (done) =>
+    samples.push({ reloads: done, t: (Date.now() - loadStarted) / 1000, ...procStats(gateway.pid) });
   const reloadTimes = [];
   /** [start, end] of each reload, in ms since the load started. */
   const reloadSpans = [];
@@ -332,7 +340,8 @@ async function main() {
     }
     reloadTimes.push(Date.now() - began);
     reloadSpans.push([began - loadStarted, Date.now() - loadStarted]);
-    if ((i + 1) % progressEvery === 0) process.stdout.write(`  ${i + 1}/${RELOADS} reloads (${((Date.now() - startedAt) / 1000).toFixed(0)} s)\n`);
+    if ((i + 1) % progressEvery === 0)
+      process.stdout.write(`  ${i + 1}/${RELOADS} reloads (${((Date.now() - startedAt) / 1000).toFixed(0)} s)\n`);
   }
   if (!problem) sample(RELOADS);
   if (stalls) clearInterval(stalls);
@@ -344,7 +353,9 @@ async function main() {
   report({ r, samples, reloadTimes, reloadSpans, loadStarted, children, problem });
 
   gateway.kill('SIGTERM');
-  const exit = await new Promise((resolve) => (gatewayExit ? resolve(gatewayExit) : gateway.once('exit', (code, signal) => resolve({ code, signal }))));
+  const exit = await new Promise((resolve) =>
+    gatewayExit ? resolve(gatewayExit) : gateway.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const orphans = children.filter((pid) => {
     try {
       process.kill(pid, 0);
@@ -353,7 +364,9 @@ async function main() {
       return false;
     }
   });
-  process.stdout.write(`gateway stopped: exit ${exit.code ?? exit.signal}; children still running after it: ${orphans.length}\n`);
+  process.stdout.write(
+    `gateway stopped: exit ${exit.code ?? exit.signal}; children still running after it: ${orphans.length}\n`,
+  );
   if (opts['keep-dir']) process.stdout.write(`kept ${dir}\n`);
   else rmSync(dir, { recursive: true, force: true });
 
@@ -385,7 +398,8 @@ function report({ r, samples, reloadTimes, reloadSpans, loadStarted, children, p
         `${(h.p50Us / 1000).toFixed(2).padStart(8)} ${(h.p99Us / 1000).toFixed(2).padStart(8)} ${(h.maxUs / 1000).toFixed(1).padStart(8)}`,
     );
   }
-  if (r.unanswered > 0) out.push(`requests never answered (still in flight 30 s after the load stopped): ${r.unanswered}`);
+  if (r.unanswered > 0)
+    out.push(`requests never answered (still in flight 30 s after the load stopped): ${r.unanswered}`);
   for (const [name, host] of Object.entries(HOSTS)) {
     const failures = r.hosts[host].failures;
     if (failures.length === 0) continue;
@@ -395,19 +409,26 @@ function report({ r, samples, reloadTimes, reloadSpans, loadStarted, children, p
     for (const [kind, list] of byKind) {
       const timeline = new Map();
       for (const f of list) timeline.set(Math.floor(f.t / 1000), (timeline.get(Math.floor(f.t / 1000)) ?? 0) + 1);
-      out.push(`  ${kind}: ${list.length}   (second → count: ${[...timeline].map(([s, n]) => `${s}s→${n}`).join(', ')})`);
+      out.push(
+        `  ${kind}: ${list.length}   (second → count: ${[...timeline].map(([s, n]) => `${s}s→${n}`).join(', ')})`,
+      );
       for (const f of list.slice(0, 10)) {
         // Failure times are from the load generator's clock start; reloads from this script's: both wall clock.
         const t = r.startedAt + f.t - loadStarted;
         const last = reloadSpans.filter(([start]) => start <= t).at(-1);
-        const since = last ? `, ${t - last[0]} ms after reload ${reloadSpans.indexOf(last) + 1} began (it took ${last[1] - last[0]} ms)` : '';
+        const since = last
+          ? `, ${t - last[0]} ms after reload ${reloadSpans.indexOf(last) + 1} began (it took ${last[1] - last[0]} ms)`
+          : '';
         out.push(`    ${f.method} at ${f.t} ms${since}${f.socket ? `; connection ${JSON.stringify(f.socket)}` : ''}`);
       }
     }
   }
   out.push('\ngateway along the run:');
   out.push('reloads   at s       RSS   open fds');
-  for (const s of samples) out.push(`${String(s.reloads).padStart(7)} ${s.t.toFixed(0).padStart(6)} ${mb(s.rss).padStart(9)} ${String(s.fds).padStart(10)}`);
+  for (const s of samples)
+    out.push(
+      `${String(s.reloads).padStart(7)} ${s.t.toFixed(0).padStart(6)} ${mb(s.rss).padStart(9)} ${String(s.fds).padStart(10)}`,
+    );
   out.push(
     `\nchildren left at the end: ${children.length} (expected ${2 * INSTANCES})${children.length ? `: ${children.map((p) => `${p} ${path.basename(commandOf(p))}`).join(', ')}` : ''}`,
   );

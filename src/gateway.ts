@@ -64,7 +64,8 @@ export class Gateway {
       engine: options.engine ?? engineNamed(process.env.NANO_GATEWAY_ENGINE),
     });
     const dataPlane = this.dataPlane;
-    const apps = (this.apps = new AppSet(config));
+    this.apps = new AppSet(config);
+    const apps = this.apps;
     const publish = (): number => {
       const table = apps.routeTable();
       dataPlane.publish(table);
@@ -100,7 +101,17 @@ export class Gateway {
       onApplied: () => this.admin.rebind(apps.current.admin.listen),
     });
     const reloader = this.reloader;
-    this.operations = new AdminOperations({ apps, source, ops, reloader, drainer, status, newSupervisor: this.newSupervisor, publish, logger });
+    this.operations = new AdminOperations({
+      apps,
+      source,
+      ops,
+      reloader,
+      drainer,
+      status,
+      newSupervisor: this.newSupervisor,
+      publish,
+      logger,
+    });
     const operations = this.operations;
     const api: AdminApi = {
       configError: () => reloader.lastError,
@@ -148,7 +159,11 @@ export class Gateway {
       supervisor.start();
     }
     if (this.options.watch ?? true) {
-      this.watcher = new ConfigWatcher({ file: config.file, logger: this.log, onChange: () => void this.reload('file') });
+      this.watcher = new ConfigWatcher({
+        file: config.file,
+        logger: this.log,
+        onChange: () => void this.reload('file'),
+      });
       await this.watcher.ready();
     }
     return address;

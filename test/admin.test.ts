@@ -9,9 +9,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import toml from 'toml';
 import {
+  type AdminReply,
   adminCall,
   adminGatewaySection,
-  type AdminReply,
   childPidsOf,
   FIXTURE_APP,
   fixtureApp,
@@ -53,7 +53,16 @@ function assertApp(
   app: Json,
   expected: { name: string; hosts: string[]; default: boolean; instances: number; gatewayPid: number; state?: string },
 ): void {
-  assert.deepEqual(Object.keys(app).sort(), ['default', 'entry', 'hosts', 'instances', 'last_error', 'name', 'requests_total', 'state']);
+  assert.deepEqual(Object.keys(app).sort(), [
+    'default',
+    'entry',
+    'hosts',
+    'instances',
+    'last_error',
+    'name',
+    'requests_total',
+    'state',
+  ]);
   assert.equal(app.name, expected.name);
   assert.deepEqual(app.hosts, expected.hosts);
   assert.equal(app.entry, FIXTURE_APP, 'an entry outside the config directory is shown as its absolute path');
@@ -101,7 +110,10 @@ describe('read endpoints, errors and the separate listener', () => {
 
   before(async () => {
     gw = await GatewayProcess.start({
-      config: adminGatewaySection() + fixtureApp('alpha', ['alpha.test', '*.alpha.test'], 'instances = 2') + fixtureApp('beta', ['beta.test']),
+      config:
+        adminGatewaySection() +
+        fixtureApp('alpha', ['alpha.test', '*.alpha.test'], 'instances = 2') +
+        fixtureApp('beta', ['beta.test']),
       readyApps: { alpha: 2, beta: 1 },
     });
     port = await gw.adminPort();
@@ -119,17 +131,28 @@ describe('read endpoints, errors and the separate listener', () => {
     const res = await adminCall(port, 'GET', '/admin/apps');
     const body = assertOk(res);
     assert.deepEqual(Object.keys(body), ['apps']);
-    assert.deepEqual(body.apps.map((a: Json) => a.name), ['alpha', 'beta']);
-    assertApp(body.apps[0], { name: 'alpha', hosts: ['alpha.test', '*.alpha.test'], default: true, instances: 2, gatewayPid: gw.pid });
+    assert.deepEqual(
+      body.apps.map((a: Json) => a.name),
+      ['alpha', 'beta'],
+    );
+    assertApp(body.apps[0], {
+      name: 'alpha',
+      hosts: ['alpha.test', '*.alpha.test'],
+      default: true,
+      instances: 2,
+      gatewayPid: gw.pid,
+    });
     assertApp(body.apps[1], { name: 'beta', hosts: ['beta.test'], default: false, instances: 1, gatewayPid: gw.pid });
     assert.deepEqual(new Set([...pidsOf(body.apps[0]), ...pidsOf(body.apps[1])]), new Set(childPidsOf(gw.pid)));
   });
 
   test('requests_total counts the requests proxied to the app', async () => {
-    const count = async (name: string): Promise<number> => assertOk(await adminCall(port, 'GET', `/admin/apps/${name}`)).requests_total;
+    const count = async (name: string): Promise<number> =>
+      assertOk(await adminCall(port, 'GET', `/admin/apps/${name}`)).requests_total;
     const beta0 = await count('beta');
     const alpha0 = await count('alpha');
-    for (let i = 0; i < 5; i++) assert.equal((await gw.request({ host: 'beta.test', path: '/status?code=204' })).status, 204);
+    for (let i = 0; i < 5; i++)
+      assert.equal((await gw.request({ host: 'beta.test', path: '/status?code=204' })).status, 204);
     await waitFor(async () => (await count('beta')) >= beta0 + 5 || undefined, 'beta.requests_total to grow by 5');
     assert.equal(await count('beta'), beta0 + 5);
     assert.equal(await count('alpha'), alpha0, 'traffic to beta does not count for alpha');
@@ -172,11 +195,21 @@ describe('read endpoints, errors and the separate listener', () => {
 
   test('POST bodies: not JSON → 400 invalid_json; JSON but not an object → 400; over 1 MiB → 413', async () => {
     const before = gw.readConfig();
-    assertError(await adminCall(port, 'POST', '/admin/apps', { body: '{"name": "x",', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+    assertError(
+      await adminCall(port, 'POST', '/admin/apps', {
+        body: '{"name": "x",',
+        headers: { 'content-type': 'application/json' },
+      }),
+      400,
+      'invalid_json',
+    );
     assertError(await adminCall(port, 'POST', '/admin/apps', { body: 'hello' }), 400, 'invalid_json');
     assertError(await adminCall(port, 'POST', '/admin/apps', { body: '' }), 400);
     for (const body of ['[]', '"web"', '42', 'null', '[{"name":"x"}]']) {
-      assertError(await adminCall(port, 'POST', '/admin/apps', { body, headers: { 'content-type': 'application/json' } }), 400);
+      assertError(
+        await adminCall(port, 'POST', '/admin/apps', { body, headers: { 'content-type': 'application/json' } }),
+        400,
+      );
     }
     // Declared too large: refused before the body is read.
     const declared = await rawRequest(
@@ -187,17 +220,33 @@ describe('read endpoints, errors and the separate listener', () => {
     assert.match(declared, /content-type: application\/json/i);
     assert.match(declared, /"error":\{"code":"[^"]+","message":"[^"]+"\}/);
     // Streamed without a length: refused once it passes 1 MiB.
-    const big = JSON.stringify({ name: 'big', hosts: ['big.test'], entry: FIXTURE_APP, env: { PAD: 'x'.repeat(1024 * 1024 + 100) } });
+    const big = JSON.stringify({
+      name: 'big',
+      hosts: ['big.test'],
+      entry: FIXTURE_APP,
+      env: { PAD: 'x'.repeat(1024 * 1024 + 100) },
+    });
     const streamed = await chunkedPost(port, '/admin/apps', big);
     assert.equal(streamed.status, 413, streamed.body);
     assert.match(String(streamed.headers['content-type']), /^application\/json/);
     assert.equal(typeof JSON.parse(streamed.body).error.code, 'string');
     // Just under the limit is read (and then refused as an invalid app, not as too large).
-    const under = JSON.stringify({ name: 'under', hosts: 'not-a-list', entry: FIXTURE_APP, pad: 'x'.repeat(1024 * 1024 - 200) });
+    const under = JSON.stringify({
+      name: 'under',
+      hosts: 'not-a-list',
+      entry: FIXTURE_APP,
+      pad: 'x'.repeat(1024 * 1024 - 200),
+    });
     assert.ok(Buffer.byteLength(under) <= 1024 * 1024);
-    assertError(await adminCall(port, 'POST', '/admin/apps', { body: under, headers: { 'content-type': 'application/json' } }), 400);
+    assertError(
+      await adminCall(port, 'POST', '/admin/apps', { body: under, headers: { 'content-type': 'application/json' } }),
+      400,
+    );
     assert.equal(gw.readConfig(), before, 'none of these wrote the file');
-    assert.deepEqual(assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name), ['alpha', 'beta']);
+    assert.deepEqual(
+      assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name),
+      ['alpha', 'beta'],
+    );
   });
 
   test('the admin listener is separate from the proxy: no app path is shadowed, no admin path is reachable through the proxy', async () => {
@@ -229,27 +278,36 @@ describe('read endpoints, errors and the separate listener', () => {
     assert.equal(health.status, 'ok');
     assert.equal(health.config_error, `nano.toml:${hostsLine}: apps.broken.hosts: expected an array of strings`);
     assert.deepEqual(childPidsOf(gw.pid).sort(), pids, 'the running apps are untouched');
-    assert.deepEqual(assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name), ['alpha', 'beta']);
+    assert.deepEqual(
+      assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name),
+      ['alpha', 'beta'],
+    );
     // Still reported while the file stays broken.
     assert.equal(assertOk(await adminCall(port, 'GET', '/admin/health')).config_error, health.config_error);
 
-    gw.writeConfig(good + '\n# a valid edit\n');
+    gw.writeConfig(`${good}\n# a valid edit\n`);
     await gw.waitForReloads(reloads + 2);
     assert.deepEqual(assertOk(await adminCall(port, 'GET', '/admin/health')), { status: 'ok', config_error: null });
   });
 });
 
-
 /** A POST with a chunked body (no Content-Length), written in 64 KiB pieces. */
-function chunkedPost(port: number, path: string, body: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function chunkedPost(
+  port: number,
+  path: string,
+  body: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        res.on('error', reject);
+      },
+    );
     let answered = false;
     req.on('response', () => (answered = true));
     // The server may close while the client still writes: only an error before any answer counts.
@@ -304,7 +362,13 @@ health_path = "/health"
       const logsBefore = gw.logs.length;
       const res = await adminCall(port, 'POST', '/admin/apps', { body });
       const app = assertOk(res, 201);
-      assertApp(app, { name: 'added', hosts: ['added.test', 'www.added.test'], default: false, instances: 2, gatewayPid: gw.pid });
+      assertApp(app, {
+        name: 'added',
+        hosts: ['added.test', 'www.added.test'],
+        default: false,
+        instances: 2,
+        gatewayPid: gw.pid,
+      });
       const pids = pidsOf(app);
 
       // Served right away, by the children of the 201.
@@ -314,7 +378,10 @@ health_path = "/health"
         assert.equal(served.app, 'added');
         seen.add(served.pid);
       }
-      assert.ok([...seen].every((p) => pids.includes(p)), `served by ${[...seen]} not by the 201's ${pids}`);
+      assert.ok(
+        [...seen].every((p) => pids.includes(p)),
+        `served by ${[...seen]} not by the 201's ${pids}`,
+      );
       const info = JSON.parse((await gw.request({ host: 'www.added.test', path: '/info' })).body);
       assert.deepEqual(info.argv, ['--flag']);
       assert.equal(info.version, 'v "quoted" \\ back');
@@ -329,7 +396,11 @@ health_path = "/health"
       assert.deepEqual(Object.keys(parsed.apps), ['first', 'added']);
       const { name: _name, ...keys } = body;
       assert.deepEqual(JSON.parse(JSON.stringify(parsed.apps.added)), keys);
-      assert.deepEqual(JSON.parse(JSON.stringify(parsed.apps.first)), { hosts: ['first.test', '*.first.test'], entry: FIXTURE_APP, health_path: '/health' });
+      assert.deepEqual(JSON.parse(JSON.stringify(parsed.apps.first)), {
+        hosts: ['first.test', '*.first.test'],
+        entry: FIXTURE_APP,
+        health_path: '/health',
+      });
 
       // The watcher sees the gateway's own write and skips it...
       await gw.waitForLog((l) => l.msg === 'config file unchanged: nothing to reload', 10_000, logsBefore);
@@ -379,17 +450,25 @@ health_path = "/health"
         assertError(res, 400);
         assert.equal(gw.readConfig(), original, `${what}: the file is untouched`);
       }
-      const unknown = await adminCall(port, 'POST', '/admin/apps', { body: newApp('bad', ['bad.test'], { colour: 'blue' }) });
+      const unknown = await adminCall(port, 'POST', '/admin/apps', {
+        body: newApp('bad', ['bad.test'], { colour: 'blue' }),
+      });
       assert.match(unknown.json.error.message, /colour/, 'the message names the key');
 
       assertError(await adminCall(port, 'POST', '/admin/apps', { body: newApp('first', ['other.test']) }), 409);
       assertError(await adminCall(port, 'POST', '/admin/apps', { body: newApp('second', ['First.Test']) }), 409);
-      assertError(await adminCall(port, 'POST', '/admin/apps', { body: newApp('second', ['new.test', '*.first.test']) }), 409);
+      assertError(
+        await adminCall(port, 'POST', '/admin/apps', { body: newApp('second', ['new.test', '*.first.test']) }),
+        409,
+      );
       const taken = await adminCall(port, 'POST', '/admin/apps', { body: newApp('second', ['first.test']) });
       assertError(taken, 409);
       assert.match(taken.json.error.message, /first\.test/);
       assert.equal(gw.readConfig(), original);
-      assert.deepEqual(assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name), ['first']);
+      assert.deepEqual(
+        assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name),
+        ['first'],
+      );
       assert.equal(childPidsOf(gw.pid).length, 1, 'no child was started for a refused app');
     } finally {
       await gw.cleanup();
@@ -401,13 +480,19 @@ health_path = "/health"
     try {
       const port = await gw.adminPort();
       const children = childPidsOf(gw.pid);
-      const exits = await adminCall(port, 'POST', '/admin/apps', { body: newApp('doomed', ['doomed.test'], { env: { EXIT_AT_START: '3' } }) });
+      const exits = await adminCall(port, 'POST', '/admin/apps', {
+        body: newApp('doomed', ['doomed.test'], { env: { EXIT_AT_START: '3' } }),
+      });
       assertError(exits, 422);
       assert.equal(gw.readConfig(), original, 'the file is byte-identical');
       assert.deepEqual(childPidsOf(gw.pid), children, 'no child of the failed app is left');
 
       const unhealthy = await adminCall(port, 'POST', '/admin/apps', {
-        body: newApp('doomed', ['doomed.test'], { health_path: '/status?code=500', ready_timeout_ms: 600, instances: 2 }),
+        body: newApp('doomed', ['doomed.test'], {
+          health_path: '/status?code=500',
+          ready_timeout_ms: 600,
+          instances: 2,
+        }),
       });
       assertError(unhealthy, 422);
       assert.match(unhealthy.json.error.message, /500|ready/);
@@ -417,7 +502,10 @@ health_path = "/health"
       assert.equal((await appAt(gw, 'doomed.test')).app, 'first', 'its host is not routed to it');
 
       // Nothing was kept: the same name and hosts can be added now.
-      const ok = assertOk(await adminCall(port, 'POST', '/admin/apps', { body: newApp('doomed', ['doomed.test']) }), 201);
+      const ok = assertOk(
+        await adminCall(port, 'POST', '/admin/apps', { body: newApp('doomed', ['doomed.test']) }),
+        201,
+      );
       assert.equal((await appAt(gw, 'doomed.test')).pid, pidsOf(ok)[0]);
       assert.ok(gw.readConfig().startsWith(original));
     } finally {
@@ -486,8 +574,15 @@ ${lastTable}# the end
       assert.ok(!processAlive(midPid), 'its child is gone when the answer arrives');
       assert.ok(!childPidsOf(gw.pid).includes(midPid));
 
-      assert.equal(gw.readConfig(), file(firstTable, ''), 'exactly [apps.mid] and [apps.mid.env] are gone, every other line stays');
-      assert.deepEqual(assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name), ['first', 'last']);
+      assert.equal(
+        gw.readConfig(),
+        file(firstTable, ''),
+        'exactly [apps.mid] and [apps.mid.env] are gone, every other line stays',
+      );
+      assert.deepEqual(
+        assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name),
+        ['first', 'last'],
+      );
       assertError(await adminCall(port, 'GET', '/admin/apps/mid'), 404);
       assert.equal((await appAt(gw, 'mid.test')).app, 'first', 'its host now goes to the default app');
 
@@ -497,7 +592,10 @@ ${lastTable}# the end
       assert.ok(!processAlive(firstPid));
       assert.equal((await appAt(gw, 'nobody.test')).app, 'last', 'unmatched hosts go to the new default');
       const apps = assertOk(await adminCall(port, 'GET', '/admin/apps')).apps;
-      assert.deepEqual(apps.map((a: Json) => [a.name, a.default]), [['last', true]]);
+      assert.deepEqual(
+        apps.map((a: Json) => [a.name, a.default]),
+        [['last', true]],
+      );
       assert.equal(gw.readConfig(), file('', ''));
 
       // The last app cannot go; an unknown one is 404; the file stays.
@@ -512,7 +610,12 @@ ${lastTable}# the end
   });
 
   test('409 for the app named by default_app; the file and the app stay', async () => {
-    const config = head.replace('listen = "127.0.0.1:0"\n', 'listen = "127.0.0.1:0"\ndefault_app = "b"\n') + '\n' + fixtureApp('a', ['a.test']) + '\n' + fixtureApp('b', ['b.test']);
+    const config =
+      head.replace('listen = "127.0.0.1:0"\n', 'listen = "127.0.0.1:0"\ndefault_app = "b"\n') +
+      '\n' +
+      fixtureApp('a', ['a.test']) +
+      '\n' +
+      fixtureApp('b', ['b.test']);
     const gw = await GatewayProcess.start({ config });
     try {
       const port = await gw.adminPort();
@@ -535,18 +638,30 @@ describe('persistence', () => {
     let second: GatewayProcess | null = null;
     try {
       const port = await first.adminPort();
-      assertOk(await adminCall(port, 'POST', '/admin/apps', { body: newApp('added', ['added.test'], { env: { VERSION: 'persisted' } }) }), 201);
+      assertOk(
+        await adminCall(port, 'POST', '/admin/apps', {
+          body: newApp('added', ['added.test'], { env: { VERSION: 'persisted' } }),
+        }),
+        201,
+      );
       assertOk(await adminCall(port, 'DELETE', '/admin/apps/drop'));
       const exit = await first.stop('SIGTERM');
       assert.equal(exit.code, 0);
 
       second = await GatewayProcess.startIn(first.dir);
       const port2 = await second.adminPort();
-      assert.deepEqual(assertOk(await adminCall(port2, 'GET', '/admin/apps')).apps.map((a: Json) => a.name), ['keep', 'added']);
+      assert.deepEqual(
+        assertOk(await adminCall(port2, 'GET', '/admin/apps')).apps.map((a: Json) => a.name),
+        ['keep', 'added'],
+      );
       const version = await second.request({ host: 'added.test', path: '/version' });
       assert.equal(version.status, 200);
       assert.match(version.body, /^persisted \d+$/);
-      assert.equal((await appAt(second, 'drop.test')).app, 'keep', 'the removed app is gone: its host goes to the default');
+      assert.equal(
+        (await appAt(second, 'drop.test')).app,
+        'keep',
+        'the removed app is gone: its host goes to the default',
+      );
     } finally {
       if (second) await second.cleanup();
       await first.cleanup();
@@ -561,7 +676,9 @@ describe('operations are serialised', () => {
     try {
       const port = await gw.adminPort();
       const [one, two] = await Promise.all([
-        adminCall(port, 'POST', '/admin/apps', { body: newApp('one', ['one.test'], { env: { START_DELAY_MS: '300' } }) }),
+        adminCall(port, 'POST', '/admin/apps', {
+          body: newApp('one', ['one.test'], { env: { START_DELAY_MS: '300' } }),
+        }),
         adminCall(port, 'POST', '/admin/apps', { body: newApp('two', ['two.test']) }),
       ]);
       assertOk(one, 201);
@@ -589,7 +706,7 @@ describe('operations are serialised', () => {
     const gw = await GatewayProcess.start({ config });
     try {
       const port = await gw.adminPort();
-      const edited = config + '\n' + fixtureApp('byhand', ['byhand.test']);
+      const edited = `${config}\n${fixtureApp('byhand', ['byhand.test'])}`;
       gw.writeConfig(edited);
       assertOk(await adminCall(port, 'POST', '/admin/apps', { body: newApp('byapi', ['byapi.test']) }), 201);
       const text = gw.readConfig();
@@ -597,7 +714,10 @@ describe('operations are serialised', () => {
       assert.match(text, /\[apps\.byapi\]/);
       assert.equal((await appAt(gw, 'byhand.test')).app, 'byhand');
       assert.equal((await appAt(gw, 'byapi.test')).app, 'byapi');
-      assert.deepEqual(assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name), ['base', 'byhand', 'byapi']);
+      assert.deepEqual(
+        assertOk(await adminCall(port, 'GET', '/admin/apps')).apps.map((a: Json) => a.name),
+        ['base', 'byhand', 'byapi'],
+      );
     } finally {
       await gw.cleanup();
     }
@@ -608,16 +728,22 @@ describe('operations are serialised', () => {
     const gw = await GatewayProcess.start({ config });
     try {
       const port = await gw.adminPort();
-      const post = adminCall(port, 'POST', '/admin/apps', { body: newApp('slowapi', ['slowapi.test'], { env: { START_DELAY_MS: '1200' } }) });
+      const post = adminCall(port, 'POST', '/admin/apps', {
+        body: newApp('slowapi', ['slowapi.test'], { env: { START_DELAY_MS: '1200' } }),
+      });
       // Its child exists but is not ready yet: edit the file by hand now.
       await waitFor(() => childPidsOf(gw.pid).length === 2 || undefined, 'the new app child to be spawned');
-      const edited = gw.readConfig() + '\n' + fixtureApp('byhand', ['byhand.test']);
+      const edited = `${gw.readConfig()}\n${fixtureApp('byhand', ['byhand.test'])}`;
       gw.writeConfig(edited);
       assertOk(await post, 201);
       const text = gw.readConfig();
       assert.match(text, /\[apps\.slowapi\]/, 'the API add is in the file');
       assert.match(text, /\[apps\.byhand\]/, `the hand edit made during the POST was lost from the file:\n${text}`);
-      await waitFor(async () => (await appAt(gw, 'byhand.test')).app === 'byhand' || undefined, 'the hand-added app to serve', 8_000);
+      await waitFor(
+        async () => (await appAt(gw, 'byhand.test')).app === 'byhand' || undefined,
+        'the hand-added app to serve',
+        8_000,
+      );
       assert.equal((await appAt(gw, 'slowapi.test')).app, 'slowapi');
     } finally {
       await gw.cleanup();
@@ -633,7 +759,13 @@ interface LoadResult {
 }
 
 /** Keep-alive GET load from `clients` concurrent clients until `stop()`, counted into `result`; loopback, bounded by the caller. */
-async function loadUntil(port: number, host: string, clients: number, stop: () => boolean, result: LoadResult): Promise<LoadResult> {
+async function loadUntil(
+  port: number,
+  host: string,
+  clients: number,
+  stop: () => boolean,
+  result: LoadResult,
+): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const worker = async (): Promise<void> => {
     while (!stop()) {
@@ -662,7 +794,11 @@ describe('POST /admin/apps/:name/restart', () => {
     gw = await GatewayProcess.start({
       config:
         adminGatewaySection() +
-        fixtureApp('web', ['web.test'], 'instances = 2\ncwd = "."\nready_timeout_ms = 1000\nenv = { HEALTH_FILE = "healthy", VERSION = "1" }') +
+        fixtureApp(
+          'web',
+          ['web.test'],
+          'instances = 2\ncwd = "."\nready_timeout_ms = 1000\nenv = { HEALTH_FILE = "healthy", VERSION = "1" }',
+        ) +
         fixtureApp('other', ['other.test']),
       files: { healthy: '' },
       readyApps: { web: 2, other: 1 },
@@ -698,12 +834,20 @@ describe('POST /admin/apps/:name/restart', () => {
       stop = true;
     }
     const result = await load;
-    console.log(`load across an admin restart: ${result.total} requests, ${result.errors.length} errors, ${result.non2xx.length} non-2xx`);
+    console.log(
+      `load across an admin restart: ${result.total} requests, ${result.errors.length} errors, ${result.non2xx.length} non-2xx`,
+    );
     assert.ok(result.total > 100, `only ${result.total} requests`);
     assert.deepEqual(result.errors, []);
     assert.deepEqual(result.non2xx, []);
-    assert.ok(fresh.some((p) => result.pids.has(p)), 'the load reached the new children');
-    assert.ok(before.some((p) => result.pids.has(p)), 'the load started on the old children');
+    assert.ok(
+      fresh.some((p) => result.pids.has(p)),
+      'the load reached the new children',
+    );
+    assert.ok(
+      before.some((p) => result.pids.has(p)),
+      'the load started on the old children',
+    );
     assert.equal((await appAt(gw, 'other.test')).pid, otherPid, 'other apps are not touched');
     assert.deepEqual(childPidsOf(gw.pid).sort(), [...fresh, otherPid].sort());
   });
@@ -791,7 +935,10 @@ describe('reload failures are shown by the admin API', () => {
       gw.writeConfig(base + fixtureApp('bad', ['bad.test'], 'env = { EXIT_AT_START = "1" }'));
       const done = await gw.waitForReloads(1);
       const failed = done.failed as Array<{ name: string; error: string }>;
-      assert.deepEqual(failed.map((f) => f.name), ['bad']);
+      assert.deepEqual(
+        failed.map((f) => f.name),
+        ['bad'],
+      );
       const error = (failed[0] as { error: string }).error;
       // SPEC §6: "the error is logged and shown by the admin API"; an app whose latest start never became ready is "failed".
       const shown = [
@@ -819,7 +966,12 @@ describe('token', () => {
       assertError(wrong, 401);
       assertError(await adminCall(port, 'GET', path, { token: token.slice(0, -1) }), 401);
       assertError(await adminCall(port, 'GET', path, { headers: { authorization: token } }), 401);
-      assertError(await adminCall(port, 'GET', path, { headers: { authorization: `Basic ${Buffer.from(`u:${token}`).toString('base64')}` } }), 401);
+      assertError(
+        await adminCall(port, 'GET', path, {
+          headers: { authorization: `Basic ${Buffer.from(`u:${token}`).toString('base64')}` },
+        }),
+        401,
+      );
       const right = await adminCall(port, 'GET', path, { token });
       assert.equal(right.status, 200, `${path}: ${right.body}`);
     }
@@ -830,7 +982,9 @@ describe('token', () => {
   };
 
   test('[admin] token: without it or with a wrong one 401, with Bearer <token> 200', async () => {
-    const gw = await GatewayProcess.start({ config: adminGatewaySection('', 'token = "s3cret-file"') + fixtureApp('web', ['web.test']) });
+    const gw = await GatewayProcess.start({
+      config: adminGatewaySection('', 'token = "s3cret-file"') + fixtureApp('web', ['web.test']),
+    });
     try {
       const port = await gw.adminPort();
       const pid = (await appAt(gw, 'web.test')).pid;
@@ -888,9 +1042,17 @@ describe('app states (SPEC §6)', () => {
     const gw = await GatewayProcess.start({
       config:
         adminGatewaySection() +
-        fixtureApp('starter', ['starter.test'], 'env = { HEALTH_FILE = "never.flag" }\ncwd = "."\nready_timeout_ms = 60000') +
+        fixtureApp(
+          'starter',
+          ['starter.test'],
+          'env = { HEALTH_FILE = "never.flag" }\ncwd = "."\nready_timeout_ms = 60000',
+        ) +
         fixtureApp('failer', ['failer.test'], 'env = { HEALTH_STATUS = "500" }\nready_timeout_ms = 300') +
-        fixtureApp('crasher', ['crasher.test'], 'env = { HEALTH_FILE = "ok.flag" }\ncwd = "."\nready_timeout_ms = 60000'),
+        fixtureApp(
+          'crasher',
+          ['crasher.test'],
+          'env = { HEALTH_FILE = "ok.flag" }\ncwd = "."\nready_timeout_ms = 60000',
+        ),
       files: { 'ok.flag': 'ok' },
       readyApps: { crasher: 1 },
     });
@@ -907,11 +1069,13 @@ describe('app states (SPEC §6)', () => {
       // The restarted child will never be healthy, so the app stays without a ready instance.
       rmSync(path.join(gw.dir, 'ok.flag'));
       await gw.request({ host: 'crasher.test', path: '/crash' });
-      await waitFor(async () => (await state('crasher')).state === 'restarting' || undefined, 'crasher to be restarting');
+      await waitFor(
+        async () => (await state('crasher')).state === 'restarting' || undefined,
+        'crasher to be restarting',
+      );
       assert.match((await state('crasher')).last_error ?? '', /exited with code 1/);
     } finally {
       await gw.cleanup();
     }
   });
 });
-

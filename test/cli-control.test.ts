@@ -13,8 +13,8 @@ import {
   freePort,
   GatewayProcess,
   processAlive,
-  runCli,
   type RunResult,
+  runCli,
   tempDir,
   waitFor,
   writeFiles,
@@ -30,7 +30,6 @@ function assertOneErrorLine(res: RunResult): string {
   assert.ok((lines[0] as string).trim().length > 0);
   return lines[0] as string;
 }
-
 
 /** Established TCP connections whose local end is 127.0.0.1:port (the server side of clients connected to it). */
 function serverConnections(port: number): number {
@@ -117,13 +116,17 @@ ${adminExtra}
 
   test('status: an aligned table with a header and one row per app: state, pids, requests (address and token from the file)', async () => {
     for (let i = 0; i < 3; i++) assert.equal((await gw.request({ host: 'gate.test', path: '/' })).status, 200);
-    await waitFor(async () => (await api('GET', '/admin/apps/gate')).requests_total >= 3 || undefined, 'gate requests to be counted');
+    await waitFor(
+      async () => (await api('GET', '/admin/apps/gate')).requests_total >= 3 || undefined,
+      'gate requests to be counted',
+    );
     const apps = (await api('GET', '/admin/apps')).apps as any[];
     const res = await runCli(['status', '-c', gw.configFile], { cwd });
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stderr, '');
     const { header, rows } = parseTable(res.stdout);
-    for (const column of ['APP', 'STATE', 'PIDS', 'REQUESTS']) assert.ok(header.includes(column), `column ${column} in ${header.join(' ')}`);
+    for (const column of ['APP', 'STATE', 'PIDS', 'REQUESTS'])
+      assert.ok(header.includes(column), `column ${column} in ${header.join(' ')}`);
     assert.equal(rows.length, 2, res.stdout);
     for (const [i, app] of apps.entries()) {
       const row = rows[i] as TableRow;
@@ -169,7 +172,10 @@ ${adminExtra}
     assert.equal(none.code, 1);
     assertOneErrorLine(none);
     // --token wins over both.
-    const flag = await runCli(['status', '-c', gw.configFile, '--token', TOKEN], { cwd, env: { NANO_ADMIN_TOKEN: 'wrong' } });
+    const flag = await runCli(['status', '-c', gw.configFile, '--token', TOKEN], {
+      cwd,
+      env: { NANO_ADMIN_TOKEN: 'wrong' },
+    });
     assert.equal(flag.code, 0, flag.stderr);
   });
 
@@ -199,12 +205,16 @@ ${adminExtra}
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, 'reloaded: nothing changed\n');
 
-    gw.writeConfig(base + fixtureApp('fresh', ['fresh.test']) + '\n[apps.oops]\nhosts = "oops.test"\n');
+    gw.writeConfig(`${base + fixtureApp('fresh', ['fresh.test'])}\n[apps.oops]\nhosts = "oops.test"\n`);
     const bad = await runCli(['reload', '-c', gw.configFile], { cwd });
     assert.equal(bad.code, 1);
     assert.equal(bad.stdout, '');
     assert.match(assertOneErrorLine(bad), /nano\.toml:\d+: apps\.oops\.(hosts|entry): /);
-    assert.equal(JSON.parse((await gw.request({ host: 'fresh.test', path: '/info' })).body).app, 'fresh', 'the running apps are kept');
+    assert.equal(
+      JSON.parse((await gw.request({ host: 'fresh.test', path: '/info' })).body).app,
+      'fresh',
+      'the running apps are kept',
+    );
     gw.writeConfig(base + fixtureApp('fresh', ['fresh.test']));
     const fixed = await runCli(['reload', '-c', gw.configFile], { cwd });
     assert.equal(fixed.code, 0, fixed.stderr);
@@ -219,7 +229,11 @@ ${adminExtra}
     assert.equal(now.filter((p) => old.includes(p)).length, 0);
     const m = /^restarted web: pids (.+) -> (.+)\n$/.exec(res.stdout);
     assert.ok(m, res.stdout);
-    const listed = (s: string): number[] => s.split(/[,\s]+/).filter(Boolean).map(Number);
+    const listed = (s: string): number[] =>
+      s
+        .split(/[,\s]+/)
+        .filter(Boolean)
+        .map(Number);
     assert.deepEqual(listed(m[1] as string), old);
     assert.deepEqual(listed(m[2] as string), now);
     for (const pid of now) assert.ok(processAlive(pid));

@@ -38,7 +38,6 @@ function assertOneLine(stderr: string): string {
   return lines[0]!;
 }
 
-
 describe('check', () => {
   const config = `[gateway]
 listen = "127.0.0.1:0"
@@ -205,8 +204,12 @@ describe('init', () => {
       const generated = readFileSync(path.join(dir, 'nano.toml'), 'utf8');
       const server = readFileSync(path.join(dir, 'apps/hello/server.js'), 'utf8');
       // Same config, but on an OS-chosen port and without the admin API on the shared 8081.
-      const config = generated.replace(/^listen\s*=.*$/m, 'listen = "127.0.0.1:0"') + '\n[admin]\nlisten = false\n';
-      assert.notEqual(config.replace('\n[admin]\nlisten = false\n', ''), generated, 'the generated config has a [gateway] listen line');
+      const config = `${generated.replace(/^listen\s*=.*$/m, 'listen = "127.0.0.1:0"')}\n[admin]\nlisten = false\n`;
+      assert.notEqual(
+        config.replace('\n[admin]\nlisten = false\n', ''),
+        generated,
+        'the generated config has a [gateway] listen line',
+      );
       try {
         gw = await GatewayProcess.start({ config, files: { 'apps/hello/server.js': server } });
         const res = await gw.request({ host: 'hello.localhost', path: '/' });
@@ -227,7 +230,8 @@ describe('usage', () => {
     assert.equal(res.code, 0);
     assert.equal(res.stderr, '');
     assert.match(res.stdout, /usage/i);
-    for (const word of ['start', 'check', 'init', '--listen', '--log-level']) assert.ok(res.stdout.includes(word), word);
+    for (const word of ['start', 'check', 'init', '--listen', '--log-level'])
+      assert.ok(res.stdout.includes(word), word);
   });
 
   test('--version prints the version from package.json', async () => {
@@ -330,7 +334,10 @@ describe('start', () => {
         const idx = logs.indexOf(line);
         assert.ok(idx > listenIdx, 'the routes follow the listening line');
         const firstChildLine = logs.findIndex((l) => l.app === app && l !== line);
-        assert.ok(firstChildLine === -1 || idx < firstChildLine, `${app}'s route line comes before its children's lines`);
+        assert.ok(
+          firstChildLine === -1 || idx < firstChildLine,
+          `${app}'s route line comes before its children's lines`,
+        );
       }
       // The listening line is the gateway's first word: nothing from an app precedes it.
       assert.ok(logs.slice(0, listenIdx).every((l) => l.app === undefined));
@@ -351,7 +358,9 @@ describe('start', () => {
     try {
       await inTempDir(async (dir) => {
         writeFiles(dir, {
-          'nano.toml': gatewaySection().replace('listen = "127.0.0.1:0"', `listen = "127.0.0.1:${held}"`) + fixtureApp('solo', ['solo.test']),
+          'nano.toml':
+            gatewaySection().replace('listen = "127.0.0.1:0"', `listen = "127.0.0.1:${held}"`) +
+            fixtureApp('solo', ['solo.test']),
         });
         const res = await runCli(['start', '-c', 'nano.toml', '--json'], { cwd: dir, timeoutMs: 8_000 });
         assert.equal(res.timedOut, false, 'the gateway exited by itself');

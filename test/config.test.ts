@@ -57,7 +57,10 @@ function lineNo(text: string, needle: string): number {
 
 /** The error's message is `prefix` (the contract's `file:line: key: ` part) followed by text matching `rest`. */
 function assertMessage(err: ConfigError, prefix: string, rest: RegExp = /./): void {
-  assert.ok(err.message.startsWith(prefix), `message ${JSON.stringify(err.message)} should start with ${JSON.stringify(prefix)}`);
+  assert.ok(
+    err.message.startsWith(prefix),
+    `message ${JSON.stringify(err.message)} should start with ${JSON.stringify(prefix)}`,
+  );
   assert.match(err.message.slice(prefix.length), rest);
   assert.ok(!err.message.includes('\n'), 'one line');
 }
@@ -206,7 +209,10 @@ cwd = "apps/blog/public"
     const missing = path.join(dir, 'does-not-exist.toml');
     assert.throws(
       () => loadConfig(missing, { env: {}, displayFile: 'does-not-exist.toml' }),
-      (err: unknown) => err instanceof ConfigError && err.message.startsWith('does-not-exist.toml') && /not found|no such|missing/i.test(err.message),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.startsWith('does-not-exist.toml') &&
+        /not found|no such|missing/i.test(err.message),
     );
   });
 
@@ -374,7 +380,7 @@ instances = "2"
     });
   });
 
-  test('a host claimed by two apps is an error on the later app\'s hosts line', () => {
+  test("a host claimed by two apps is an error on the later app's hosts line", () => {
     const text = `[apps.first]
 hosts = ["shared.test", "first.test"]
 entry = "server.js"
@@ -414,8 +420,14 @@ hosts = ["second.test", "Shared.TEST."]
     const neither = `${APP}\n[apps.empty]\n`;
     const err = parseError(neither);
     const header = lineNo(neither, '[apps.empty]');
-    assert.ok(err.issues.some((i) => i.line === header && i.key === 'apps.empty.hosts'), JSON.stringify(err.issues));
-    assert.ok(err.issues.some((i) => i.line === header && i.key === 'apps.empty.entry'), JSON.stringify(err.issues));
+    assert.ok(
+      err.issues.some((i) => i.line === header && i.key === 'apps.empty.hosts'),
+      JSON.stringify(err.issues),
+    );
+    assert.ok(
+      err.issues.some((i) => i.line === header && i.key === 'apps.empty.entry'),
+      JSON.stringify(err.issues),
+    );
   });
 
   test('an empty hosts array is an error', () => {
@@ -467,7 +479,7 @@ hosts = ["second.test", "Shared.TEST."]
     assert.match(parseError(text2).message, /^nano\.toml:4: /);
   });
 
-  test('a redefined key or table is a syntax error on the second definition\'s line', () => {
+  test("a redefined key or table is a syntax error on the second definition's line", () => {
     const key = `${APP}hosts = ["again.test"]\n`;
     assert.match(parseError(key).message, /^nano\.toml:4: /);
     const table = `${APP}\n[apps.web]\ninstances = 2\n`;
@@ -480,7 +492,11 @@ hosts = ["second.test", "Shared.TEST."]
     test('admin on a non-loopback address without a token is an error on the listen line', () => {
       assertMessage(parseError(exposed), 'nano.toml:2: admin.listen: ', /token/i);
       assertMessage(parseError(`[admin]\nlisten = "[::]:9000"\n${APP}`), 'nano.toml:2: admin.listen: ', /token/i);
-      assertMessage(parseError(`[admin]\nlisten = "192.168.1.10:9000"\n${APP}`), 'nano.toml:2: admin.listen: ', /token/i);
+      assertMessage(
+        parseError(`[admin]\nlisten = "192.168.1.10:9000"\n${APP}`),
+        'nano.toml:2: admin.listen: ',
+        /token/i,
+      );
     });
 
     test('a token in the file makes it valid', () => {
@@ -503,7 +519,7 @@ hosts = ["second.test", "Shared.TEST."]
       }
     });
 
-    test('through the CLI: NANO_ADMIN_TOKEN in check\'s environment', async () => {
+    test("through the CLI: NANO_ADMIN_TOKEN in check's environment", async () => {
       const sub = tempDir('nano-config-cli-');
       try {
         writeFiles(sub, { 'nano.toml': exposed, 'apps/web/server.js': '' });
@@ -567,7 +583,9 @@ entry = "server.js"
   });
 
   test('env: strings kept, numbers and booleans become strings', () => {
-    const config = parse(`${APP}env = { GREETING = "hi there", COUNT = 3, RATIO = 1.5, DEBUG = true, QUIET = false, EMPTY = "" }\n`);
+    const config = parse(
+      `${APP}env = { GREETING = "hi there", COUNT = 3, RATIO = 1.5, DEBUG = true, QUIET = false, EMPTY = "" }\n`,
+    );
     assert.deepEqual(config.apps[0]!.env, {
       GREETING: 'hi there',
       COUNT: '3',
@@ -584,7 +602,10 @@ entry = "server.js"
     const nested = `${APP}env = { GREETING = "hi", NESTED = { A = "b" } }\n`;
     assert.match(parseError(nested).message, /^nano\.toml:4: apps\.web\.env(\.NESTED)?: /);
     const dotted = `${APP}\n[apps.web.env]\nGREETING = "hi"\nDEEP.KEY = "x"\n`;
-    assert.match(parseError(dotted).message, new RegExp(`^nano\\.toml:${lineNo(dotted, 'DEEP.KEY')}: apps\\.web\\.env(\\.DEEP)?: `));
+    assert.match(
+      parseError(dotted).message,
+      new RegExp(`^nano\\.toml:${lineNo(dotted, 'DEEP.KEY')}: apps\\.web\\.env(\\.DEEP)?: `),
+    );
     const array = `${APP}env = { LIST = ["a", "b"] }\n`;
     assert.match(parseError(array).message, /^nano\.toml:4: apps\.web\.env(\.LIST)?: /);
     const notTable = `${APP}env = "GREETING=hi"\n`;
@@ -611,4 +632,3 @@ describe('gateway.access_log', () => {
     );
   });
 });
-

@@ -2,7 +2,7 @@
  * Test harness: runs the real CLI (`dist/cli/main.js`) as a child process
  * on loopback ports chosen by the OS, and talks to it over real sockets.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -116,8 +116,7 @@ export class GatewayProcess {
     proc.stdout?.setEncoding('utf8');
     proc.stdout?.on('data', (chunk: string) => {
       this.partial += chunk;
-      let nl;
-      while ((nl = this.partial.indexOf('\n')) !== -1) {
+      for (let nl = this.partial.indexOf('\n'); nl !== -1; nl = this.partial.indexOf('\n')) {
         const line = this.partial.slice(0, nl);
         this.partial = this.partial.slice(nl + 1);
         try {
@@ -147,7 +146,10 @@ export class GatewayProcess {
    * Starts a gateway on the nano.toml already in `dir` (e.g. one left by a
    * gateway that has stopped). `cleanup()` removes `dir`.
    */
-  static async startIn(dir: string, options: Omit<StartOptions, 'config' | 'files'> & { config?: string } = {}): Promise<GatewayProcess> {
+  static async startIn(
+    dir: string,
+    options: Omit<StartOptions, 'config' | 'files'> & { config?: string } = {},
+  ): Promise<GatewayProcess> {
     const configFile = path.join(dir, 'nano.toml');
     const config = options.config ?? readFileSync(configFile, 'utf8');
     const proc = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json', ...(options.args ?? [])], {
@@ -165,7 +167,9 @@ export class GatewayProcess {
       }
     } catch (err) {
       await gw.kill();
-      throw new Error(`${(err as Error).message}\nstderr: ${gw.stderr}\nlogs:\n${gw.logs.map((l) => JSON.stringify(l)).join('\n')}`);
+      throw new Error(
+        `${(err as Error).message}\nstderr: ${gw.stderr}\nlogs:\n${gw.logs.map((l) => JSON.stringify(l)).join('\n')}`,
+      );
     }
     return gw;
   }
@@ -210,12 +214,12 @@ export class GatewayProcess {
     return request(this.port, options);
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    timeoutMs = 15_000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.running) this.proc.kill(signal);
-    const result = await Promise.race([
-      this.exit,
-      new Promise<null>((r) => setTimeout(() => r(null), timeoutMs)),
-    ]);
+    const result = await Promise.race([this.exit, new Promise<null>((r) => setTimeout(() => r(null), timeoutMs))]);
     if (result === null) {
       await this.kill();
       throw new Error(`gateway did not exit within ${timeoutMs} ms after ${signal}`);
@@ -253,7 +257,9 @@ export class GatewayProcess {
 
   /** Reloads that ended: finished (applied) or rejected (invalid config). */
   reloadsEnded(): LogLine[] {
-    return this.logs.filter((l) => String(l.msg).startsWith('reload finished') || String(l.msg).startsWith('reload rejected'));
+    return this.logs.filter(
+      (l) => String(l.msg).startsWith('reload finished') || String(l.msg).startsWith('reload rejected'),
+    );
   }
 
   /** Waits until `count` reloads have ended in total; returns the last one. */
@@ -407,7 +413,10 @@ export function runNode(
 }
 
 /** Runs the CLI to completion (for check/init/--help). */
-export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return runNode(CLI, args, options);
 }
 

@@ -71,7 +71,8 @@ test('a request arriving while the idle deadline passes in a blocked event loop 
   await new Promise((r) => setTimeout(r, KEEP_ALIVE_MS - 150));
   socket.write('GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n');
   blockEventLoop(KEEP_ALIVE_MS + 1_400);
-  for (let i = 0; i < 200 && !data.includes('upstream saw /second') && error === null; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && !data.includes('upstream saw /second') && error === null; i++)
+    await new Promise((r) => setTimeout(r, 10));
   assert.equal(error, null, 'the connection was not reset');
   assert.match(data, /^HTTP\/1\.1 200/, `the second request was answered: ${JSON.stringify(data)}`);
   assert.match(data, /upstream saw \/second/);

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { canConnect, childPidsOf, fixtureApp, gatewaySection, GatewayProcess, processAlive, waitFor } from './helpers.js';
+import {
+  canConnect,
+  childPidsOf,
+  fixtureApp,
+  GatewayProcess,
+  gatewaySection,
+  processAlive,
+  waitFor,
+} from './helpers.js';
 
 describe('shutdown', () => {
   test('SIGTERM: new connections are refused, the in-flight request completes, children stop, exit 0', async () => {
@@ -42,7 +50,9 @@ describe('shutdown', () => {
 
   test('a child that ignores SIGTERM is killed after kill_timeout_ms', async () => {
     const gw = await GatewayProcess.start({
-      config: gatewaySection() + fixtureApp('stubborn', ['stubborn.test'], 'env = { IGNORE_SIGTERM = "1" }\nkill_timeout_ms = 400'),
+      config:
+        gatewaySection() +
+        fixtureApp('stubborn', ['stubborn.test'], 'env = { IGNORE_SIGTERM = "1" }\nkill_timeout_ms = 400'),
     });
     try {
       const [child] = childPidsOf(gw.pid);
@@ -51,7 +61,10 @@ describe('shutdown', () => {
       const exit = await gw.stop('SIGTERM');
       assert.equal(exit.code, 0);
       assert.ok(!processAlive(child));
-      assert.ok(gw.logs.some((l) => l.app === 'stubborn' && l.msg === 'fixture: ignoring SIGTERM'), 'it got SIGTERM first');
+      assert.ok(
+        gw.logs.some((l) => l.app === 'stubborn' && l.msg === 'fixture: ignoring SIGTERM'),
+        'it got SIGTERM first',
+      );
       assert.ok(Date.now() - started >= 380, 'SIGKILL came only after kill_timeout_ms');
     } finally {
       await gw.cleanup();
@@ -69,7 +82,11 @@ describe('no orphans', () => {
       const children = childPidsOf(gw.pid);
       assert.equal(children.length, 3);
       await gw.kill();
-      await waitFor(() => children.every((pid) => !processAlive(pid)), 'every child to exit after the gateway died', 10_000);
+      await waitFor(
+        () => children.every((pid) => !processAlive(pid)),
+        'every child to exit after the gateway died',
+        10_000,
+      );
     } finally {
       await gw.cleanup();
     }

@@ -21,7 +21,9 @@ interface Exposition {
 }
 
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
-const SAMPLE = new RegExp(`^(${NAME})(\\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:\\\\.|[^"\\\\])*",?)*\\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$`);
+const SAMPLE = new RegExp(
+  `^(${NAME})(\\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:\\\\.|[^"\\\\])*",?)*\\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$`,
+);
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\.|[^"\\])*)"/g;
 
 /** The family a sample belongs to: histogram samples carry a _bucket, _sum or _count suffix. */
@@ -82,8 +84,10 @@ function parseExposition(text: string): Exposition {
 }
 
 /** The value of the one sample with this name and these labels (among others). */
-function valueOf(exp: Exposition, name: string, labels: Record<string, string> = {}): number {
-  const found = exp.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+function sampleValue(exp: Exposition, name: string, labels: Record<string, string> = {}): number {
+  const found = exp.samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
   assert.equal(found.length, 1, `one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
   return (found[0] as Sample).value;
 }
@@ -100,12 +104,15 @@ function checkHistograms(exp: Exposition): void {
       const bounds = buckets.map((b) => (b.labels.le === '+Inf' ? Infinity : Number(b.labels.le)));
       for (let i = 1; i < buckets.length; i++) {
         assert.ok((bounds[i] as number) > (bounds[i - 1] as number), `${family}{app=${app}} bounds increase`);
-        assert.ok((buckets[i] as Sample).value >= (buckets[i - 1] as Sample).value, `${family}{app=${app}} buckets are cumulative`);
+        assert.ok(
+          (buckets[i] as Sample).value >= (buckets[i - 1] as Sample).value,
+          `${family}{app=${app}} buckets are cumulative`,
+        );
       }
       assert.equal(bounds[bounds.length - 1], Infinity, 'the last bucket is +Inf');
-      const count = valueOf(exp, `${family}_count`, { app: app as string });
+      const count = sampleValue(exp, `${family}_count`, { app: app as string });
       assert.equal((buckets[buckets.length - 1] as Sample).value, count, '+Inf bucket == _count');
-      const sum = valueOf(exp, `${family}_sum`, { app: app as string });
+      const sum = sampleValue(exp, `${family}_sum`, { app: app as string });
       assert.ok(sum >= 0 && (count === 0 ? sum === 0 : sum > 0), `${family}_sum ${sum} for ${count} requests`);
     }
   }
@@ -131,10 +138,13 @@ describe('GET /admin/metrics', () => {
 
   /** Waits until the sample reaches at least `target` (the proxy counts a request when its response has ended). */
   const reach = async (name: string, labels: Record<string, string>, target: number): Promise<number> =>
-    waitFor(async () => {
-      const v = valueOf(await scrape(), name, labels);
-      return v >= target ? v : undefined;
-    }, `${name}${JSON.stringify(labels)} to reach ${target}`);
+    waitFor(
+      async () => {
+        const v = sampleValue(await scrape(), name, labels);
+        return v >= target ? v : undefined;
+      },
+      `${name}${JSON.stringify(labels)} to reach ${target}`,
+    );
 
   before(async () => {
     gw = await GatewayProcess.start({ config: config('1'), readyApps: { m1: 2, m2: 1 } });
@@ -156,29 +166,35 @@ describe('GET /admin/metrics', () => {
     ]) {
       assert.equal(exp.types.get(name as string), type, `${name} is a ${type}`);
     }
-    assert.equal(valueOf(exp, 'nano_children_up', { app: 'm1' }), 2, 'children_up equals instances');
-    assert.equal(valueOf(exp, 'nano_children_up', { app: 'm2' }), 1);
-    assert.ok(valueOf(exp, 'nano_child_rss_bytes', { app: 'm1' }) > 0);
-    assert.ok(valueOf(exp, 'nano_gateway_rss_bytes') > 0);
+    assert.equal(sampleValue(exp, 'nano_children_up', { app: 'm1' }), 2, 'children_up equals instances');
+    assert.equal(sampleValue(exp, 'nano_children_up', { app: 'm2' }), 1);
+    assert.ok(sampleValue(exp, 'nano_child_rss_bytes', { app: 'm1' }) > 0);
+    assert.ok(sampleValue(exp, 'nano_gateway_rss_bytes') > 0);
     for (const s of exp.samples) {
-      if (exp.types.get(familyOf(s.name, exp.types)) === 'counter') assert.ok(s.value >= 0 && Number.isFinite(s.value), `${s.name} ${s.value}`);
+      if (exp.types.get(familyOf(s.name, exp.types)) === 'counter')
+        assert.ok(s.value >= 0 && Number.isFinite(s.value), `${s.name} ${s.value}`);
     }
   });
 
   test('requests_total and the duration histogram grow by N after N requests', async () => {
     const before = await scrape();
-    const ok0 = valueOf(before, 'nano_requests_total', { app: 'm2', class: '2xx' });
-    const count0 = valueOf(before, 'nano_request_duration_seconds_count', { app: 'm2' });
-    const m1ok0 = valueOf(before, 'nano_requests_total', { app: 'm1', class: '2xx' });
+    const ok0 = sampleValue(before, 'nano_requests_total', { app: 'm2', class: '2xx' });
+    const count0 = sampleValue(before, 'nano_request_duration_seconds_count', { app: 'm2' });
+    const m1ok0 = sampleValue(before, 'nano_requests_total', { app: 'm1', class: '2xx' });
     const N = 7;
     for (let i = 0; i < N; i++) assert.equal((await gw.request({ host: 'm2.test', path: '/version' })).status, 200);
     await reach('nano_requests_total', { app: 'm2', class: '2xx' }, ok0 + N);
     const after = await scrape();
-    assert.equal(valueOf(after, 'nano_requests_total', { app: 'm2', class: '2xx' }), ok0 + N);
-    assert.equal(valueOf(after, 'nano_request_duration_seconds_count', { app: 'm2' }), count0 + N);
-    assert.equal(valueOf(after, 'nano_requests_total', { app: 'm1', class: '2xx' }), m1ok0, 'other apps do not move');
+    assert.equal(sampleValue(after, 'nano_requests_total', { app: 'm2', class: '2xx' }), ok0 + N);
+    assert.equal(sampleValue(after, 'nano_request_duration_seconds_count', { app: 'm2' }), count0 + N);
+    assert.equal(
+      sampleValue(after, 'nano_requests_total', { app: 'm1', class: '2xx' }),
+      m1ok0,
+      'other apps do not move',
+    );
     // A slow request lands in a bucket above 0.25 s, not in the lower ones.
-    const le = (exp: Exposition, bound: string): number => valueOf(exp, 'nano_request_duration_seconds_bucket', { app: 'm2', le: bound });
+    const le = (exp: Exposition, bound: string): number =>
+      sampleValue(exp, 'nano_request_duration_seconds_bucket', { app: 'm2', le: bound });
     assert.equal((await gw.request({ host: 'm2.test', path: '/slow?ms=300' })).status, 200);
     await reach('nano_request_duration_seconds_count', { app: 'm2' }, count0 + N + 1);
     const slow = await scrape();
@@ -188,14 +204,19 @@ describe('GET /admin/metrics', () => {
 
   test('an app 500 counts as 5xx; a 504 (upstream timeout) and a 502 (reset) count as upstream errors', async () => {
     const before = await scrape();
-    const c5 = valueOf(before, 'nano_requests_total', { app: 'm2', class: '5xx' });
-    const e = (exp: Exposition, kind: string): number => valueOf(exp, 'nano_upstream_errors_total', { app: 'm2', kind });
+    const c5 = sampleValue(before, 'nano_requests_total', { app: 'm2', class: '5xx' });
+    const e = (exp: Exposition, kind: string): number =>
+      sampleValue(exp, 'nano_upstream_errors_total', { app: 'm2', kind });
     const [e502, e503, e504] = [e(before, '502'), e(before, '503'), e(before, '504')];
 
     assert.equal((await gw.request({ host: 'm2.test', path: '/status?code=500' })).status, 500);
     await reach('nano_requests_total', { app: 'm2', class: '5xx' }, c5 + 1);
     let now = await scrape();
-    assert.equal(e(now, '502') + e(now, '503') + e(now, '504'), e502 + e503 + e504, "an app's own 500 is not an upstream error");
+    assert.equal(
+      e(now, '502') + e(now, '503') + e(now, '504'),
+      e502 + e503 + e504,
+      "an app's own 500 is not an upstream error",
+    );
 
     assert.equal((await gw.request({ host: 'm2.test', path: '/hang' })).status, 504);
     await reach('nano_upstream_errors_total', { app: 'm2', kind: '504' }, e504 + 1);
@@ -207,35 +228,42 @@ describe('GET /admin/metrics', () => {
     assert.equal(e(now, '504'), e504 + 1);
     assert.equal(e(now, '502'), e502 + 1);
     assert.equal(e(now, '503'), e503);
-    assert.equal(valueOf(now, 'nano_requests_total', { app: 'm2', class: '5xx' }), c5 + 3);
+    assert.equal(sampleValue(now, 'nano_requests_total', { app: 'm2', class: '5xx' }), c5 + 3);
   });
 
   test('restarts_total moves after a crash; children_up drops and comes back', async () => {
-    const r0 = valueOf(await scrape(), 'nano_restarts_total', { app: 'm1' });
+    const r0 = sampleValue(await scrape(), 'nano_restarts_total', { app: 'm1' });
     const children = childPidsOf(gw.pid).length;
     const crash = await gw.request({ host: 'm1.test', path: '/crash' });
     assert.equal(crash.status, 200);
     const crashed = JSON.parse(crash.body).pid as number;
     await reach('nano_restarts_total', { app: 'm1' }, r0 + 1);
     await waitFor(
-      async () => valueOf(await scrape(), 'nano_children_up', { app: 'm1' }) === 2 && !childPidsOf(gw.pid).includes(crashed) && childPidsOf(gw.pid).length === children,
+      async () =>
+        sampleValue(await scrape(), 'nano_children_up', { app: 'm1' }) === 2 &&
+        !childPidsOf(gw.pid).includes(crashed) &&
+        childPidsOf(gw.pid).length === children,
       'm1 back to 2 children',
     );
     const exp = await scrape();
-    assert.equal(valueOf(exp, 'nano_restarts_total', { app: 'm1' }), r0 + 1);
-    assert.equal(valueOf(exp, 'nano_restarts_total', { app: 'm2' }), 0);
+    assert.equal(sampleValue(exp, 'nano_restarts_total', { app: 'm1' }), r0 + 1);
+    assert.equal(sampleValue(exp, 'nano_restarts_total', { app: 'm2' }), 0);
     const app = (await adminCall(port, 'GET', '/admin/apps/m1')).json;
-    assert.equal(app.instances.reduce((n: number, i: { restarts: number }) => n + i.restarts, 0), r0 + 1, 'the App object agrees');
+    assert.equal(
+      app.instances.reduce((n: number, i: { restarts: number }) => n + i.restarts, 0),
+      r0 + 1,
+      'the App object agrees',
+    );
   });
 
   test('reloads_total{result="ok"} and {result="invalid"}; counters survive a reload of the app', async () => {
     const before = await scrape();
-    const ok0 = valueOf(before, 'nano_reloads_total', { result: 'ok' });
-    const invalid0 = valueOf(before, 'nano_reloads_total', { result: 'invalid' });
-    const m2ok = valueOf(before, 'nano_requests_total', { app: 'm2', class: '2xx' });
-    const m2count = valueOf(before, 'nano_request_duration_seconds_count', { app: 'm2' });
-    const m2err = valueOf(before, 'nano_upstream_errors_total', { app: 'm2', kind: '504' });
-    const m1restarts = valueOf(before, 'nano_restarts_total', { app: 'm1' });
+    const ok0 = sampleValue(before, 'nano_reloads_total', { result: 'ok' });
+    const invalid0 = sampleValue(before, 'nano_reloads_total', { result: 'invalid' });
+    const m2ok = sampleValue(before, 'nano_requests_total', { app: 'm2', class: '2xx' });
+    const m2count = sampleValue(before, 'nano_request_duration_seconds_count', { app: 'm2' });
+    const m2err = sampleValue(before, 'nano_upstream_errors_total', { app: 'm2', kind: '504' });
+    const m1restarts = sampleValue(before, 'nano_restarts_total', { app: 'm1' });
     assert.ok(m2ok > 0 && m2err > 0, 'earlier tests left counts to keep');
 
     const ended = gw.reloadsEnded().length;
@@ -243,21 +271,24 @@ describe('GET /admin/metrics', () => {
     await gw.waitForReloads(ended + 1);
     assert.match((await gw.request({ host: 'm2.test', path: '/version' })).body, /^2 /, 'm2 was reloaded');
     let exp = await reach('nano_reloads_total', { result: 'ok' }, ok0 + 1).then(() => scrape());
-    assert.equal(valueOf(exp, 'nano_reloads_total', { result: 'ok' }), ok0 + 1);
-    assert.equal(valueOf(exp, 'nano_reloads_total', { result: 'invalid' }), invalid0);
-    assert.ok(valueOf(exp, 'nano_requests_total', { app: 'm2', class: '2xx' }) >= m2ok + 1, 'requests_total survives the reload');
-    assert.ok(valueOf(exp, 'nano_request_duration_seconds_count', { app: 'm2' }) >= m2count + 1);
-    assert.equal(valueOf(exp, 'nano_upstream_errors_total', { app: 'm2', kind: '504' }), m2err);
-    assert.equal(valueOf(exp, 'nano_restarts_total', { app: 'm1' }), m1restarts);
-    assert.equal(valueOf(exp, 'nano_children_up', { app: 'm2' }), 1);
+    assert.equal(sampleValue(exp, 'nano_reloads_total', { result: 'ok' }), ok0 + 1);
+    assert.equal(sampleValue(exp, 'nano_reloads_total', { result: 'invalid' }), invalid0);
+    assert.ok(
+      sampleValue(exp, 'nano_requests_total', { app: 'm2', class: '2xx' }) >= m2ok + 1,
+      'requests_total survives the reload',
+    );
+    assert.ok(sampleValue(exp, 'nano_request_duration_seconds_count', { app: 'm2' }) >= m2count + 1);
+    assert.equal(sampleValue(exp, 'nano_upstream_errors_total', { app: 'm2', kind: '504' }), m2err);
+    assert.equal(sampleValue(exp, 'nano_restarts_total', { app: 'm1' }), m1restarts);
+    assert.equal(sampleValue(exp, 'nano_children_up', { app: 'm2' }), 1);
 
     gw.writeConfig(config('2', '\n[apps.broken]\nhosts = 42\n'));
     await gw.waitForReloads(ended + 2);
     exp = await scrape();
-    assert.equal(valueOf(exp, 'nano_reloads_total', { result: 'invalid' }), invalid0 + 1);
-    assert.equal(valueOf(exp, 'nano_reloads_total', { result: 'ok' }), ok0 + 1);
+    assert.equal(sampleValue(exp, 'nano_reloads_total', { result: 'invalid' }), invalid0 + 1);
+    assert.equal(sampleValue(exp, 'nano_reloads_total', { result: 'ok' }), ok0 + 1);
     gw.writeConfig(config('2'));
     await gw.waitForReloads(ended + 3);
-    assert.equal(valueOf(await scrape(), 'nano_reloads_total', { result: 'ok' }), ok0 + 2);
+    assert.equal(sampleValue(await scrape(), 'nano_reloads_total', { result: 'ok' }), ok0 + 2);
   });
 });

@@ -19,7 +19,13 @@ function parse(text: string): any {
 }
 
 describe('appendAppTable', () => {
-  const keys = { hosts: ['new.test', '*.new.test'], entry: FIXTURE_APP, env: { GREETING: 'hi' }, instances: 2, health_path: '/health' };
+  const keys = {
+    hosts: ['new.test', '*.new.test'],
+    entry: FIXTURE_APP,
+    env: { GREETING: 'hi' },
+    instances: 2,
+    health_path: '/health',
+  };
   const originals: Record<string, string> = {
     'ends with a newline': `[gateway]\nlisten = ":0"   # comment\n\n[apps.a]\nhosts = ["a.test"]\nentry = ${ENTRY}\n`,
     'ends with a blank line': `[apps.a]\nhosts = ["a.test"]\nentry = ${ENTRY}\n\n`,
@@ -33,9 +39,16 @@ describe('appendAppTable', () => {
     test(`${what}: the original is a prefix and the result is a valid config with the new app`, () => {
       const text = appendAppTable(original, 'new', keys);
       assert.ok(text.startsWith(original));
-      assert.doesNotMatch(text.slice(Math.max(0, original.length - 2)), /\n\s*\n\s*\n/, 'no double blank line where the table was added');
+      assert.doesNotMatch(
+        text.slice(Math.max(0, original.length - 2)),
+        /\n\s*\n\s*\n/,
+        'no double blank line where the table was added',
+      );
       const config = parseConfig(text, FILE);
-      assert.deepEqual(config.apps.map((a) => a.name), ['a', 'new']);
+      assert.deepEqual(
+        config.apps.map((a) => a.name),
+        ['a', 'new'],
+      );
       const app = config.apps[1];
       assert.deepEqual(app?.hosts, ['new.test', '*.new.test']);
       assert.equal(app?.entry, FIXTURE_APP);
@@ -72,18 +85,28 @@ describe('appendAppTable', () => {
       '[apps.fake]',
       '"""',
       "'''",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a value that looks like a shell variable, on purpose
       '${HOME}',
       '',
     ];
     const env: Record<string, string> = {};
-    values.forEach((v, i) => (env[`V${i}`] = v));
+    values.forEach((v, i) => {
+      env[`V${i}`] = v;
+    });
     env['dotted.key'] = 'd';
     env['with space'] = 's';
-    env['ünïcode'] = 'u';
+    env.ünïcode = 'u';
     env['quote"key'] = 'q';
     env[''] = 'empty key';
     const args = [...values];
-    const text = appendAppTable('', 'web', { hosts: ['web.test'], entry: FIXTURE_APP, env, args, node_args: [], health_path: '/h?x="1"' });
+    const text = appendAppTable('', 'web', {
+      hosts: ['web.test'],
+      entry: FIXTURE_APP,
+      env,
+      args,
+      node_args: [],
+      health_path: '/h?x="1"',
+    });
     const back = parse(text).apps.web;
     assert.deepEqual(back.env, env);
     assert.deepEqual(back.args, args);
@@ -94,7 +117,14 @@ describe('appendAppTable', () => {
   });
 
   test('numbers and booleans are written as TOML values; unknown keys are kept for validation to reject', () => {
-    const text = appendAppTable('', 'web', { hosts: ['w.test'], entry: FIXTURE_APP, instances: 3, max_memory_mb: 512, env: { ON: true }, colour: 'blue' });
+    const text = appendAppTable('', 'web', {
+      hosts: ['w.test'],
+      entry: FIXTURE_APP,
+      instances: 3,
+      max_memory_mb: 512,
+      env: { ON: true },
+      colour: 'blue',
+    });
     const back = parse(text).apps.web;
     assert.equal(back.instances, 3);
     assert.equal(back.max_memory_mb, 512);
@@ -114,7 +144,8 @@ describe('appendAppTable', () => {
 });
 
 describe('removeAppTable', () => {
-  const app = (name: string, extra = ''): string => `[apps.${name}]\nhosts = ["${name}.test"]\nentry = ${ENTRY}\n${extra}`;
+  const app = (name: string, extra = ''): string =>
+    `[apps.${name}]\nhosts = ["${name}.test"]\nentry = ${ENTRY}\n${extra}`;
   const head = `# my gateway\n[gateway]\nlisten = "127.0.0.1:0"  # loopback\n\n[admin]\nlisten = false\n`;
   const three =
     `${head}\n` +
@@ -125,7 +156,10 @@ describe('removeAppTable', () => {
   test('the middle table and its sub-table: exactly those lines go', () => {
     const out = removeAppTable(three, 'mid');
     const expected =
-      `${head}\n` + `# first app\n${app('first')}# after first\n\n` + `# middle app\n# after mid\n\n` + `# last app\n${app('last')}# after last\n`;
+      `${head}\n` +
+      `# first app\n${app('first')}# after first\n\n` +
+      `# middle app\n# after mid\n\n` +
+      `# last app\n${app('last')}# after last\n`;
     assert.equal(out, expected);
     assert.deepEqual(Object.keys(parse(out).apps), ['first', 'last']);
   });
@@ -148,7 +182,8 @@ describe('removeAppTable', () => {
     assert.equal(removeAppTable(plain, 'c'), `${head}\n${app('a')}\n${app('b')}`);
     const noFinalNewline = `${head}\n${app('a')}\n${app('b')}`.slice(0, -1);
     assert.equal(removeAppTable(noFinalNewline, 'b'), `${head}\n${app('a')}`.slice(0, -1));
-    for (const name of ['first', 'mid', 'last']) assert.doesNotMatch(removeAppTable(three, name), /\n[ \t]*\n[ \t]*\n/, name);
+    for (const name of ['first', 'mid', 'last'])
+      assert.doesNotMatch(removeAppTable(three, name), /\n[ \t]*\n[ \t]*\n/, name);
   });
 
   test('a blank line between a table and its sub-table: the app goes, every other line stays, no double blank', () => {
@@ -196,7 +231,8 @@ describe('removeAppTable', () => {
     for (const text of [inline, dotted]) {
       assert.throws(
         () => removeAppTable(text, 'web'),
-        (err: unknown) => err instanceof ConfigEditError && /own \[apps\.web\] table/.test(err.message) && err.key === 'apps.web',
+        (err: unknown) =>
+          err instanceof ConfigEditError && /own \[apps\.web\] table/.test(err.message) && err.key === 'apps.web',
       );
     }
     assert.throws(

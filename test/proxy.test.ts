@@ -10,7 +10,16 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { fixtureApp, gatewaySection, GatewayProcess, rawRequest, request, statusOf, waitFor, type LogLine } from './helpers.js';
+import {
+  fixtureApp,
+  GatewayProcess,
+  gatewaySection,
+  type LogLine,
+  rawRequest,
+  request,
+  statusOf,
+  waitFor,
+} from './helpers.js';
 
 interface Info {
   app: string;
@@ -32,7 +41,14 @@ interface Sent {
 /** One request with a caller-chosen agent, reporting which client socket carried it. */
 function send(
   port: number,
-  options: { host: string; path: string; method?: string; headers?: Record<string, string>; body?: Buffer | string; agent?: http.Agent | false },
+  options: {
+    host: string;
+    path: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: Buffer | string;
+    agent?: http.Agent | false;
+  },
 ): Promise<Sent> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
@@ -50,7 +66,13 @@ function send(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), localPort, ms: performance.now() - started }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            localPort,
+            ms: performance.now() - started,
+          }),
         );
         res.on('error', reject);
       },
@@ -105,7 +127,8 @@ function sha256(data: Buffer): string {
 }
 
 const count = (gw: GatewayProcess, pred: (l: LogLine) => boolean): number => gw.logs.filter(pred).length;
-const exitsOf = (gw: GatewayProcess, app: string): number => count(gw, (l) => l.app === app && l.msg === 'instance exited unexpectedly');
+const exitsOf = (gw: GatewayProcess, app: string): number =>
+  count(gw, (l) => l.app === app && l.msg === 'instance exited unexpectedly');
 
 describe('proxy', () => {
   /** Default timeouts (except a shorter queue), no trusted proxies. */
@@ -126,7 +149,9 @@ describe('proxy', () => {
         readyApps: { other: 1, alpha: 1, solo: 1, pair: 2 },
       }),
       GatewayProcess.start({
-        config: gatewaySection('upstream_timeout_ms = 1000\ntrusted_proxies = ["127.0.0.1"]') + fixtureApp('slowpoke', ['slow.test']),
+        config:
+          gatewaySection('upstream_timeout_ms = 1000\ntrusted_proxies = ["127.0.0.1"]') +
+          fixtureApp('slowpoke', ['slow.test']),
       }),
     ]);
   });
@@ -142,7 +167,11 @@ describe('proxy', () => {
     assert.equal(g.running, true, 'the gateway process is still running');
   };
 
-  const assertGatewayAnswer = (res: { status: number; headers: http.IncomingHttpHeaders; body: string }, status: number, app: string): void => {
+  const assertGatewayAnswer = (
+    res: { status: number; headers: http.IncomingHttpHeaders; body: string },
+    status: number,
+    app: string,
+  ): void => {
     assert.equal(res.status, status, res.body);
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     assert.ok(res.body.includes(app), `body names the app "${app}": ${res.body}`);
@@ -253,10 +282,15 @@ describe('proxy', () => {
     await gw.request({ host: 'x.test', path: '/marker-after-http09' });
     await gw.waitForLog((l) => l.kind === 'access' && l.path === '/marker-after-http09');
     assert.deepEqual(
-      gw.logs.filter((l) => l.kind === 'access' && (String(l.path).includes('probe=') || l.method === 'CONNECT')).map((l) => l.path),
+      gw.logs
+        .filter((l) => l.kind === 'access' && (String(l.path).includes('probe=') || l.method === 'CONNECT'))
+        .map((l) => l.path),
       [],
     );
-    const counts = JSON.parse((await gw.request({ host: 'other.test', path: '/counts' })).body) as Record<string, number>;
+    const counts = JSON.parse((await gw.request({ host: 'other.test', path: '/counts' })).body) as Record<
+      string,
+      number
+    >;
     assert.equal(counts['/info'] ?? 0, 0, 'the default app saw none of the probes');
   });
 
@@ -319,7 +353,13 @@ describe('proxy', () => {
       let first = -1;
       let text = '';
       const req = http.get(
-        { host: '127.0.0.1', port: gw.port, path: '/stream?chunks=5&interval=200', headers: { host: 'x.test' }, agent: false },
+        {
+          host: '127.0.0.1',
+          port: gw.port,
+          path: '/stream?chunks=5&interval=200',
+          headers: { host: 'x.test' },
+          agent: false,
+        },
         (res) => {
           res.setEncoding('utf8');
           res.on('data', (d: string) => {
@@ -333,11 +373,17 @@ describe('proxy', () => {
       req.on('error', reject);
     });
     assert.deepEqual(
-      timing.text.trim().split('\n').map((line) => line.split(' at ')[0]),
+      timing.text
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' at ')[0]),
       ['chunk 0', 'chunk 1', 'chunk 2', 'chunk 3', 'chunk 4'],
     );
     assert.ok(timing.end >= 800, `the stream lasts as long as the app takes (${Math.round(timing.end)} ms)`);
-    assert.ok(timing.first < 600, `first chunk arrived at ${Math.round(timing.first)} ms, before the last was produced`);
+    assert.ok(
+      timing.first < 600,
+      `first chunk arrived at ${Math.round(timing.first)} ms, before the last was produced`,
+    );
   });
 
   // ---- 6. WebSocket ---------------------------------------------------------
@@ -553,11 +599,16 @@ describe('proxy', () => {
     assertGatewayAnswer(res, 502, 'pair');
 
     // Right away, GETs go to the surviving instance (or move there when refused).
-    const gets = await Promise.all(Array.from({ length: 20 }, (_, i) => gw.request({ host: 'pair.test', path: `/info?after-post-die=${i}` })));
+    const gets = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => gw.request({ host: 'pair.test', path: `/info?after-post-die=${i}` })),
+    );
     assert.deepEqual(
       gets.map((g) => g.status),
       Array(20).fill(200),
-      gets.filter((g) => g.status !== 200).map((g) => g.body).join(' | '),
+      gets
+        .filter((g) => g.status !== 200)
+        .map((g) => g.body)
+        .join(' | '),
     );
 
     // Once the dead one is back, a retried POST would have killed the other too: exactly one exit.
@@ -571,11 +622,16 @@ describe('proxy', () => {
     const died = await gw.request({ host: 'solo.test', method: 'POST', path: '/die-now' });
     assertGatewayAnswer(died, 502, 'solo');
 
-    const gets = await Promise.all(Array.from({ length: 20 }, (_, i) => gw.request({ host: 'solo.test', path: `/info?after-die=${i}` })));
+    const gets = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => gw.request({ host: 'solo.test', path: `/info?after-die=${i}` })),
+    );
     assert.deepEqual(
       gets.map((g) => g.status),
       Array(20).fill(200),
-      gets.filter((g) => g.status !== 200).map((g) => `${g.status} ${g.body}`).join(' | '),
+      gets
+        .filter((g) => g.status !== 200)
+        .map((g) => `${g.status} ${g.body}`)
+        .join(' | '),
     );
     const pids = new Set(gets.map((g) => (JSON.parse(g.body) as Info).pid));
     assert.equal(pids.size, 1);
@@ -591,11 +647,16 @@ describe('proxy', () => {
     assert.ok(res.status === 502 || res.status === 200, `status ${res.status}: ${res.body}`);
     if (res.status === 502) assert.match(res.body, /pair/);
 
-    const gets = await Promise.all(Array.from({ length: 20 }, (_, i) => gw.request({ host: 'pair.test', path: `/info?after-get-die=${i}` })));
+    const gets = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => gw.request({ host: 'pair.test', path: `/info?after-get-die=${i}` })),
+    );
     assert.deepEqual(
       gets.map((g) => g.status),
       Array(20).fill(200),
-      gets.filter((g) => g.status !== 200).map((g) => `${g.status} ${g.body}`).join(' | '),
+      gets
+        .filter((g) => g.status !== 200)
+        .map((g) => `${g.status} ${g.body}`)
+        .join(' | '),
     );
     assert.equal(gw.running, true);
   });
@@ -612,7 +673,9 @@ describe('proxy', () => {
         replies.map((r) => r.status),
         Array(200).fill(200),
       );
-      replies.forEach((r, i) => assert.equal((JSON.parse(r.body.toString()) as Info).url, `/info?n=${i}`));
+      replies.forEach((r, i) => {
+        assert.equal((JSON.parse(r.body.toString()) as Info).url, `/info?n=${i}`);
+      });
       assert.ok(new Set(replies.map((r) => r.localPort)).size <= 20, 'at most 20 client connections');
     } finally {
       agent.destroy();
@@ -632,18 +695,28 @@ describe('pooled connections to a child', () => {
       const first = await gw.request({ host: 'ka.test', path: '/info', agent });
       agent.destroy();
       assert.equal(first.status, 200);
-      assert.notEqual(first.headers['keep-alive'], 'timeout=2', "the child's hint is about its connection to the gateway");
+      assert.notEqual(
+        first.headers['keep-alive'],
+        'timeout=2',
+        "the child's hint is about its connection to the gateway",
+      );
       // Asked of the child directly, so that polling does not keep the pooled connection busy.
       const childPort = Number(gw.readyLogs('ka')[0]?.port);
       const peerClosed = async (): Promise<Array<{ idleMs: number }>> => {
         const res = await request(childPort, { path: '/peer-closed' });
         return (JSON.parse(res.body) as { peerClosed: Array<{ idleMs: number }> }).peerClosed;
       };
-      const closed = await waitFor(async () => {
-        const list = await peerClosed();
-        return list.length > 0 ? list : undefined;
-      }, 'the gateway to close an idle pooled connection', 6_000, 200);
-      for (const c of closed) assert.ok(c.idleMs < 2500, `closed after ${c.idleMs} ms idle, before the child's own 2500 ms`);
+      const closed = await waitFor(
+        async () => {
+          const list = await peerClosed();
+          return list.length > 0 ? list : undefined;
+        },
+        'the gateway to close an idle pooled connection',
+        6_000,
+        200,
+      );
+      for (const c of closed)
+        assert.ok(c.idleMs < 2500, `closed after ${c.idleMs} ms idle, before the child's own 2500 ms`);
       const again = await gw.request({ host: 'ka.test', path: '/hash', method: 'POST', body: 'after idle' });
       assert.equal(again.status, 200, 'a POST after the idle period is not sent on a dead connection');
     } finally {
@@ -672,4 +745,3 @@ describe('pooled connections to a child', () => {
     }
   });
 });
-

@@ -3,9 +3,9 @@ import http from 'node:http';
 import { describe, test } from 'node:test';
 import { diffApps } from '../src/config/diff.js';
 import type { AppConfig } from '../src/config/schema.js';
-import { effectiveApps } from '../src/control/plan.js';
 import { OperationQueue } from '../src/control/operation-queue.js';
-import { childPidsOf, fixtureApp, gatewaySection, GatewayProcess, processAlive, request, waitFor } from './helpers.js';
+import { effectiveApps } from '../src/control/plan.js';
+import { childPidsOf, fixtureApp, GatewayProcess, gatewaySection, processAlive, request, waitFor } from './helpers.js';
 
 function versionOf(body: string): { version: string; pid: number } {
   const [version = '', pid = '0'] = body.trim().split(' ');
@@ -107,7 +107,7 @@ describe('reload by editing the file', () => {
     const gw = await GatewayProcess.start({ config: good });
     try {
       const pid = gw.readyPids('web')[0];
-      gw.writeConfig(good + '\n[apps.broken]\nhosts = "not-a-list"\nentry = "nowhere.js"\n', 'in-place');
+      gw.writeConfig(`${good}\n[apps.broken]\nhosts = "not-a-list"\nentry = "nowhere.js"\n`, 'in-place');
       const rejected = await gw.waitForReloads(1);
       assert.match(String(rejected.msg), /^reload rejected/);
       assert.match(String(rejected.err), /^nano\.toml:\d+: apps\.broken\.(hosts|entry): /);
@@ -123,7 +123,9 @@ describe('reload by editing the file', () => {
   });
 
   test('a new child that never becomes healthy: the old one keeps serving, no request fails, the failed child is stopped', async () => {
-    const gw = await GatewayProcess.start({ config: gatewaySection() + app('web', ['web.test'], '1') + app('other', ['other.test'], '1') });
+    const gw = await GatewayProcess.start({
+      config: gatewaySection() + app('web', ['web.test'], '1') + app('other', ['other.test'], '1'),
+    });
     try {
       const oldPid = gw.readyPids('web')[0];
       let stop = false;
@@ -147,7 +149,9 @@ describe('reload by editing the file', () => {
       assert.deepEqual([...(result.versions.get('web.test') ?? [])], ['1']);
       assert.deepEqual(await served(gw, 'web.test'), { version: '1', pid: oldPid });
       assert.equal((await served(gw, 'other.test')).version, '2');
-      const failedPids = [...new Set(gw.logs.filter((l) => l.app === 'web' && l.stream && l.pid !== oldPid).map((l) => Number(l.pid)))];
+      const failedPids = [
+        ...new Set(gw.logs.filter((l) => l.app === 'web' && l.stream && l.pid !== oldPid).map((l) => Number(l.pid))),
+      ];
       assert.equal(failedPids.length, 1, 'one new child was tried');
       await waitFor(() => !processAlive(failedPids[0] as number), 'the failed child to be stopped');
       assert.equal(childPidsOf(gw.pid).length, 2);
@@ -180,21 +184,26 @@ describe('reload by editing the file', () => {
     }
   });
 
-  test("the gateway closes its pooled connections to an old child once it has drained", async () => {
+  test('the gateway closes its pooled connections to an old child once it has drained', async () => {
     // The old child ignores SIGTERM, so it lives on for kill_timeout_ms and can be asked what it saw.
     const config = (v: string): string =>
-      gatewaySection() + fixtureApp('web', ['web.test'], `env = { VERSION = "${v}", IGNORE_SIGTERM = "1" }\nkill_timeout_ms = 3000`);
+      gatewaySection() +
+      fixtureApp('web', ['web.test'], `env = { VERSION = "${v}", IGNORE_SIGTERM = "1" }\nkill_timeout_ms = 3000`);
     const gw = await GatewayProcess.start({ config: config('1') });
     try {
       const old = gw.readyLogs('web')[0];
       assert.equal((await served(gw, 'web.test')).version, '1', 'a pooled connection to the old child exists');
       gw.writeConfig(config('2'));
       await gw.waitForLog((l) => l.msg === 'fixture: ignoring SIGTERM' && l.pid === old?.pid);
-      const closedByGateway = await waitFor(async () => {
-        const res = await request(Number(old?.port), { path: '/peer-closed' });
-        const list = (JSON.parse(res.body) as { peerClosed: unknown[] }).peerClosed;
-        return list.length > 0 ? list : undefined;
-      }, 'the old child to see its gateway connection closed', 2_500);
+      const closedByGateway = await waitFor(
+        async () => {
+          const res = await request(Number(old?.port), { path: '/peer-closed' });
+          const list = (JSON.parse(res.body) as { peerClosed: unknown[] }).peerClosed;
+          return list.length > 0 ? list : undefined;
+        },
+        'the old child to see its gateway connection closed',
+        2_500,
+      );
       assert.ok(closedByGateway.length >= 1);
       assert.equal((await served(gw, 'web.test')).version, '2');
     } finally {
@@ -203,9 +212,16 @@ describe('reload by editing the file', () => {
   });
 
   test('a burst of 8 quick writes ends in the last content, with no stray children', async () => {
-    const gw = await GatewayProcess.start({ config: gatewaySection() + app('web', ['web.test'], '0', 'instances = 2'), readyApps: { web: 2 } });
+    const gw = await GatewayProcess.start({
+      config: gatewaySection() + app('web', ['web.test'], '0', 'instances = 2'),
+      readyApps: { web: 2 },
+    });
     try {
-      for (let v = 1; v <= 8; v++) gw.writeConfig(gatewaySection() + app('web', ['web.test'], String(v), 'instances = 2'), v % 2 ? 'in-place' : 'rename');
+      for (let v = 1; v <= 8; v++)
+        gw.writeConfig(
+          gatewaySection() + app('web', ['web.test'], String(v), 'instances = 2'),
+          v % 2 ? 'in-place' : 'rename',
+        );
       await waitFor(async () => (await served(gw, 'web.test')).version === '8' || undefined, 'version 8 to serve');
       // Settle: no reload may still be running or pending.
       await waitFor(() => {
@@ -223,12 +239,17 @@ describe('reload by editing the file', () => {
   });
 
   test('a change of default_app and of timeouts applies; a change of listen is reported as needing a restart', async () => {
-    const gw = await GatewayProcess.start({ config: gatewaySection() + app('a', ['a.test'], '1') + app('b', ['b.test'], '1') });
+    const gw = await GatewayProcess.start({
+      config: gatewaySection() + app('a', ['a.test'], '1') + app('b', ['b.test'], '1'),
+    });
     try {
       assert.equal((await gw.request({ host: 'nobody.test', path: '/info' })).status, 200);
       assert.equal(JSON.parse((await gw.request({ host: 'nobody.test', path: '/info' })).body).app, 'a');
       gw.writeConfig(
-        gatewaySection('default_app = "b"\nupstream_timeout_ms = 300').replace('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:1"') +
+        gatewaySection('default_app = "b"\nupstream_timeout_ms = 300').replace(
+          'listen = "127.0.0.1:0"',
+          'listen = "127.0.0.1:1"',
+        ) +
           app('a', ['a.test'], '1') +
           app('b', ['b.test'], '1'),
       );
@@ -245,7 +266,8 @@ describe('reload by editing the file', () => {
 
   test('a failed app keeps its hosts: an app that newly claims one of them is held back too', async () => {
     const gw = await GatewayProcess.start({
-      config: gatewaySection() + app('owner', ['shared.test', 'owner.test'], '1') + app('claimant', ['claimant.test'], '1'),
+      config:
+        gatewaySection() + app('owner', ['shared.test', 'owner.test'], '1') + app('claimant', ['claimant.test'], '1'),
     });
     try {
       // owner's new version drops shared.test but never becomes ready; claimant takes shared.test.
@@ -288,7 +310,9 @@ describe('reload by SIGHUP', () => {
 describe('zero failed requests under load', () => {
   test('16 keep-alive clients across 5 reloads of changed apps: no error, no non-2xx, new children served', async () => {
     const config = (v: number): string =>
-      gatewaySection() + app('alpha', ['alpha.test'], String(v), 'instances = 2') + app('beta', ['beta.test'], String(v));
+      gatewaySection() +
+      app('alpha', ['alpha.test'], String(v), 'instances = 2') +
+      app('beta', ['beta.test'], String(v));
     const gw = await GatewayProcess.start({ config: config(1), readyApps: { alpha: 2, beta: 1 } });
     try {
       let stop = false;
@@ -301,7 +325,8 @@ describe('zero failed requests under load', () => {
         }
         // Keep the load on until the last version has been seen by the load itself.
         await waitFor(
-          async () => (await served(gw, 'alpha.test')).version === '6' && (await served(gw, 'beta.test')).version === '6',
+          async () =>
+            (await served(gw, 'alpha.test')).version === '6' && (await served(gw, 'beta.test')).version === '6',
           'version 6 to serve',
         );
       } finally {
@@ -309,7 +334,9 @@ describe('zero failed requests under load', () => {
       }
       const result = await load;
       // Reported for the closing note: `node --test --test-reporter=spec` shows it.
-      console.log(`load across reloads: ${result.total} requests, ${result.errors.length} errors, ${result.non2xx.length} non-2xx`);
+      console.log(
+        `load across reloads: ${result.total} requests, ${result.errors.length} errors, ${result.non2xx.length} non-2xx`,
+      );
       assert.deepEqual(result.errors, []);
       assert.deepEqual(result.non2xx, []);
       assert.ok(result.total > 1000, `only ${result.total} requests`);
@@ -327,7 +354,8 @@ describe('zero failed requests under load', () => {
 
 describe('no leaks', () => {
   test('after 50 reloads of a changed app, open descriptors and children are back where they started', async () => {
-    const config = (v: number): string => gatewaySection() + app('web', ['web.test'], String(v)) + app('still', ['still.test'], '1');
+    const config = (v: number): string =>
+      gatewaySection() + app('web', ['web.test'], String(v)) + app('still', ['still.test'], '1');
     const gw = await GatewayProcess.start({ config: config(0) });
     try {
       gw.writeConfig(config(1));
@@ -344,11 +372,17 @@ describe('no leaks', () => {
       assert.equal((await served(gw, 'still.test')).version, '1');
       await waitFor(() => childPidsOf(gw.pid).length === childrenBefore || undefined, 'children back to the start');
       // A leak grows by descriptors per reload; a client socket still closing is gone within moments.
-      const fdsAfter = await waitFor(() => {
-        const n = gw.openFds();
-        return n <= fdsBefore ? n : undefined;
-      }, `open descriptors back to ${fdsBefore} (now ${gw.openFds()})`, 5_000);
-      console.log(`after 50 reloads: fds ${fdsBefore} -> ${fdsAfter}, children ${childrenBefore} -> ${childPidsOf(gw.pid).length}`);
+      const fdsAfter = await waitFor(
+        () => {
+          const n = gw.openFds();
+          return n <= fdsBefore ? n : undefined;
+        },
+        `open descriptors back to ${fdsBefore} (now ${gw.openFds()})`,
+        5_000,
+      );
+      console.log(
+        `after 50 reloads: fds ${fdsBefore} -> ${fdsAfter}, children ${childrenBefore} -> ${childPidsOf(gw.pid).length}`,
+      );
     } finally {
       await gw.cleanup();
     }
@@ -376,22 +410,44 @@ describe('reload logic', () => {
     const running = [base('a', ['a']), base('b', ['b'], { env: { X: '1', Y: '2' } }), base('c', ['c'])];
     const next = [base('a', ['a', 'a2']), base('b', ['b'], { env: { Y: '2', X: '1' } }), base('d', ['d'])];
     const diff = diffApps(running, next);
-    assert.deepEqual(diff.changed.map((a) => a.name), ['a']);
-    assert.deepEqual(diff.unchanged.map((a) => a.name), ['b']);
-    assert.deepEqual(diff.added.map((a) => a.name), ['d']);
-    assert.deepEqual(diff.removed.map((a) => a.name), ['c']);
+    assert.deepEqual(
+      diff.changed.map((a) => a.name),
+      ['a'],
+    );
+    assert.deepEqual(
+      diff.unchanged.map((a) => a.name),
+      ['b'],
+    );
+    assert.deepEqual(
+      diff.added.map((a) => a.name),
+      ['d'],
+    );
+    assert.deepEqual(
+      diff.removed.map((a) => a.name),
+      ['c'],
+    );
   });
 
   test('effective apps: failed change keeps the old version, failed add stays out, host claimants are held back in a chain', () => {
     const running = [base('x', ['h1', 'x']), base('y', ['h2', 'y']), base('z', ['z'])];
     // x fails and keeps h1; y newly claims h1 (held back, keeps h2); z newly claims h2 (held back too).
     const next = [base('x', ['x']), base('y', ['y', 'h1']), base('z', ['z', 'h2']), base('n', ['n'])];
-    const { apps, failed } = effectiveApps(running, next, new Map([['x', 'boom'], ['n', 'boom too']]));
-    assert.deepEqual(apps.map((a) => [a.name, a.hosts]), [
-      ['x', ['h1', 'x']],
-      ['y', ['h2', 'y']],
-      ['z', ['z']],
-    ]);
+    const { apps, failed } = effectiveApps(
+      running,
+      next,
+      new Map([
+        ['x', 'boom'],
+        ['n', 'boom too'],
+      ]),
+    );
+    assert.deepEqual(
+      apps.map((a) => [a.name, a.hosts]),
+      [
+        ['x', ['h1', 'x']],
+        ['y', ['h2', 'y']],
+        ['z', ['z']],
+      ],
+    );
     assert.match(failed.get('y') ?? '', /"h1".*"x"/);
     assert.match(failed.get('z') ?? '', /"h2".*"y"/);
     assert.equal(failed.get('n'), 'boom too');
@@ -401,18 +457,23 @@ describe('reload logic', () => {
     const queue = new OperationQueue();
     const order: string[] = [];
     let active = 0;
-    const op = (name: string, fail = false) => async (): Promise<string> => {
-      assert.equal(active, 0, 'no overlap');
-      active++;
-      order.push(`start ${name}`);
-      await new Promise((r) => setImmediate(r));
-      order.push(`end ${name}`);
-      active--;
-      if (fail) throw new Error(name);
-      return name;
-    };
+    const op =
+      (name: string, fail = false) =>
+      async (): Promise<string> => {
+        assert.equal(active, 0, 'no overlap');
+        active++;
+        order.push(`start ${name}`);
+        await new Promise((r) => setImmediate(r));
+        order.push(`end ${name}`);
+        active--;
+        if (fail) throw new Error(name);
+        return name;
+      };
     const results = await Promise.allSettled([queue.run(op('a')), queue.run(op('b', true)), queue.run(op('c'))]);
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
     assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
   });
 });

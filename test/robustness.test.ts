@@ -12,8 +12,8 @@ import {
   adminCall,
   adminGatewaySection,
   fixtureApp,
-  gatewaySection,
   GatewayProcess,
+  gatewaySection,
   processAlive,
   rawRequest,
   runCli,
@@ -25,7 +25,9 @@ import {
 
 describe('upgrades', () => {
   test('Upgrade: h2c is answered as plain HTTP/1.1 (like nginx); with a body it is 400; a failed WebSocket upgrade is 502', async () => {
-    const gw = await GatewayProcess.start({ config: gatewaySection('drain_timeout_ms = 20000') + fixtureApp('web', ['web.test']) });
+    const gw = await GatewayProcess.start({
+      config: gatewaySection('drain_timeout_ms = 20000') + fixtureApp('web', ['web.test']),
+    });
     try {
       const h2c = await rawRequest(
         gw.port,
@@ -38,7 +40,10 @@ describe('upgrades', () => {
       const line = await gw.waitForLog((l) => l.kind === 'access' && l.path === '/info?h2c=1');
       assert.equal(line.status, 200);
 
-      const withBody = await rawRequest(gw.port, 'POST /echo HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc');
+      const withBody = await rawRequest(
+        gw.port,
+        'POST /echo HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc',
+      );
       assert.equal(statusOf(withBody), 400, withBody);
 
       // The fixture destroys the socket of a WebSocket upgrade to any path but /ws.
@@ -71,8 +76,7 @@ describe('start-up', () => {
     try {
       writeFiles(dir, {
         'nano.toml':
-          gatewaySection().replace('listen = false', `listen = "127.0.0.1:${busy}"`) +
-          fixtureApp('web', ['web.test']),
+          gatewaySection().replace('listen = false', `listen = "127.0.0.1:${busy}"`) + fixtureApp('web', ['web.test']),
       });
       const res = await runCli(['start', '-c', path.join(dir, 'nano.toml'), '--json'], { cwd: dir, timeoutMs: 10_000 });
       assert.equal(res.timedOut, false, 'the gateway exited');
@@ -98,7 +102,10 @@ describe('clients that leave', () => {
         const socket = net.connect(gw.port, '127.0.0.1');
         await new Promise<void>((r) => socket.once('connect', () => r()));
         socket.write(`${method} /slow?ms=800&leave=${method} HTTP/1.1\r\nHost: web.test\r\nContent-Length: 0\r\n\r\n`);
-        await waitFor(async () => ((await counts())['/slow'] ?? 0) > before || undefined, 'the slow request to reach the child');
+        await waitFor(
+          async () => ((await counts())['/slow'] ?? 0) > before || undefined,
+          'the slow request to reach the child',
+        );
         socket.destroy();
         const line = await gw.waitForLog((l) => l.kind === 'access' && String(l.path).includes(`leave=${method}`));
         assert.equal(line.status, 499, method);
@@ -139,7 +146,9 @@ describe('reload edge cases', () => {
   });
 
   test('deleting an app right after a restart lets its older generation finish the request in flight', async () => {
-    const gw = await GatewayProcess.start({ config: adminGatewaySection() + fixtureApp('keep', ['keep.test']) + fixtureApp('web', ['web.test']) });
+    const gw = await GatewayProcess.start({
+      config: adminGatewaySection() + fixtureApp('keep', ['keep.test']) + fixtureApp('web', ['web.test']),
+    });
     try {
       const admin = await gw.adminPort();
       const slow = gw.request({ host: 'web.test', path: '/slow?ms=2000' });
@@ -170,10 +179,16 @@ describe('config limits', () => {
       () => parseConfig(`[gateway]\nqueue_timeout_ms = 3000000000\n${app}`, file, { displayFile: 'nano.toml' }),
       /nano\.toml:2: gateway\.queue_timeout_ms: must be from 0 to 2147483647/,
     );
-    assert.equal(parseConfig(`[gateway]\nqueue_timeout_ms = 2147483647\n${app}`, file).gateway.queueTimeoutMs, 2147483647);
+    assert.equal(
+      parseConfig(`[gateway]\nqueue_timeout_ms = 2147483647\n${app}`, file).gateway.queueTimeoutMs,
+      2147483647,
+    );
   });
 
   test('default_app must name an app, not an inherited property', () => {
-    assert.throws(() => parseConfig(`[gateway]\ndefault_app = "constructor"\n${app}`, file, { displayFile: 'nano.toml' }), /no app named "constructor"/);
+    assert.throws(
+      () => parseConfig(`[gateway]\ndefault_app = "constructor"\n${app}`, file, { displayFile: 'nano.toml' }),
+      /no app named "constructor"/,
+    );
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { hostNameOf, normalizeConfigHost, normalizeHost } from '../src/routing/host.js';
 import { RouteTable } from '../src/routing/table.js';
-import { fixtureApp, gatewaySection, GatewayProcess, rawRequest, statusOf } from './helpers.js';
+import { fixtureApp, GatewayProcess, gatewaySection, rawRequest, statusOf } from './helpers.js';
 
 describe('host normalisation', () => {
   test('ignores case, port, IPv6 brackets and one trailing dot', () => {
@@ -63,7 +63,10 @@ describe('RouteTable', () => {
   test('unmatched and absent hosts go to the default; without one, nothing', () => {
     assert.equal(table.lookup(undefined), 'fallback');
     assert.equal(table.lookup('elsewhere.org'), 'fallback');
-    const strict = new RouteTable({ version: 1, defaultApp: null, apps: [{ name: 'a', hosts: ['a.test'], upstreams: [] }] }, (a) => a.name);
+    const strict = new RouteTable(
+      { version: 1, defaultApp: null, apps: [{ name: 'a', hosts: ['a.test'], upstreams: [] }] },
+      (a) => a.name,
+    );
     assert.equal(strict.lookup('b.test'), undefined);
     assert.equal(strict.lookup(undefined), undefined);
   });
@@ -114,7 +117,7 @@ describe('routing through a running gateway', () => {
     assert.equal(await appFor('unknown.example'), 'alpha');
   });
 
-  test("HTTP/1.0 without Host goes to the default app, which sees its first host name as Host, not its own port", async () => {
+  test('HTTP/1.0 without Host goes to the default app, which sees its first host name as Host, not its own port', async () => {
     const raw = await rawRequest(gw.port, 'GET /info HTTP/1.0\r\n\r\n');
     assert.equal(statusOf(raw), 200, raw);
     const info = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { app: string; headers: Record<string, string> };
@@ -156,7 +159,10 @@ describe('routing through a running gateway', () => {
 describe('default_app', () => {
   test('a named default app takes unmatched hosts', async () => {
     const gw = await GatewayProcess.start({
-      config: gatewaySection('default_app = "second"') + fixtureApp('first', ['first.test']) + fixtureApp('second', ['second.test']),
+      config:
+        gatewaySection('default_app = "second"') +
+        fixtureApp('first', ['first.test']) +
+        fixtureApp('second', ['second.test']),
     });
     try {
       const res = await gw.request({ host: 'nobody.test', path: '/info' });
@@ -189,7 +195,8 @@ describe('access_log', () => {
     const config = (on: boolean): string => gatewaySection(`access_log = ${on}`) + fixtureApp('quiet', ['quiet.test']);
     const gw = await GatewayProcess.start({ config: config(false) });
     try {
-      for (let i = 0; i < 5; i++) assert.equal((await gw.request({ host: 'quiet.test', path: `/info?off=${i}` })).status, 200);
+      for (let i = 0; i < 5; i++)
+        assert.equal((await gw.request({ host: 'quiet.test', path: `/info?off=${i}` })).status, 200);
       // The reload's own line is written after anything the requests logged.
       gw.proc.kill('SIGHUP');
       await gw.waitForReloads(1);

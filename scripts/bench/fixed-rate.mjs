@@ -56,4 +56,14 @@ while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
 await pool.close();
 latenciesUs.sort((a, b) => a - b);
 const pct = (p) => latenciesUs[Math.min(latenciesUs.length - 1, Math.floor((p / 100) * latenciesUs.length))] ?? 0;
-console.log(JSON.stringify({ requests: latenciesUs.length, rate, errors, non2xx, p50_us: pct(50), p99_us: pct(99), max_us: latenciesUs.at(-1) ?? 0 }));
+console.log(
+  JSON.stringify({
+    requests: latenciesUs.length,
+    rate,
+    errors,
+    non2xx,
+    p50_us: pct(50),
+    p99_us: pct(99),
+    max_us: latenciesUs.at(-1) ?? 0,
+  }),
+);

@@ -16,7 +16,15 @@ const upstreamPort = Number(upstreamPortText);
 const origin = `http://127.0.0.1:${upstreamPort}`;
 
 // Hop-by-hop headers (RFC 9110 §7.6.1), plus transfer-encoding: undici frames bodies itself.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'trailer', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+]);
 
 function requestHeaders(raw) {
   const out = [];
@@ -27,14 +35,23 @@ function requestHeaders(raw) {
 }
 
 function hasBody(req) {
-  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  return (
+    req.headers['transfer-encoding'] !== undefined ||
+    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+  );
 }
 
 function undiciDispatch() {
   const pool = new Pool(origin);
   return http.createServer((req, res) => {
     pool.dispatch(
-      { origin, method: req.method, path: req.url, headers: requestHeaders(req.rawHeaders), body: hasBody(req) ? req : null },
+      {
+        origin,
+        method: req.method,
+        path: req.url,
+        headers: requestHeaders(req.rawHeaders),
+        body: hasBody(req) ? req : null,
+      },
       {
         onConnect(abort) {
           res.once('close', () => {
@@ -112,7 +129,12 @@ function tcpPipe() {
   });
 }
 
-const servers = { 'undici-dispatch': undiciDispatch, 'undici-stream': undiciStream, 'http-proxy-3': httpProxy3, 'tcp-pipe': tcpPipe };
+const servers = {
+  'undici-dispatch': undiciDispatch,
+  'undici-stream': undiciStream,
+  'http-proxy-3': httpProxy3,
+  'tcp-pipe': tcpPipe,
+};
 const make = servers[kind];
 if (!make) {
   console.error(`unknown kind ${kind}; one of ${Object.keys(servers).join(', ')}`);

@@ -45,14 +45,17 @@ function nodeClient(origin, connections) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   return {
     send(host, path, method, body, done) {
-      const req = http.request({ host: url.hostname, port: url.port, path, method, agent, headers: { host } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (req.socket) req.socket.soakLastUsed = Date.now();
-          done(null, res.statusCode);
-        });
-        res.on('error', (err) => done(describe(err, req), 0));
-      });
+      const req = http.request(
+        { host: url.hostname, port: url.port, path, method, agent, headers: { host } },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (req.socket) req.socket.soakLastUsed = Date.now();
+            done(null, res.statusCode);
+          });
+          res.on('error', (err) => done(describe(err, req), 0));
+        },
+      );
       req.on('socket', (socket) => {
         socket.soakRequests = (socket.soakRequests ?? 0) + 1;
         socket.soakOpened ??= Date.now();
@@ -109,7 +112,8 @@ async function run({ url, hosts, rate, connections, client, post }) {
           inFlight--;
           if (!err && status >= 200 && status < 300) {
             stats.ok++;
-            if (stats.latencyUs.length < 1_000_000) stats.latencyUs.push(Math.round((performance.now() - begin) * 1000));
+            if (stats.latencyUs.length < 1_000_000)
+              stats.latencyUs.push(Math.round((performance.now() - begin) * 1000));
             return;
           }
           stats.failures.push({
@@ -131,7 +135,14 @@ async function run({ url, hosts, rate, connections, client, post }) {
   for (const [host, s] of Object.entries(perHost)) {
     s.latencyUs.sort((a, b) => a - b);
     const pct = (p) => s.latencyUs[Math.min(s.latencyUs.length - 1, Math.floor(p * s.latencyUs.length))] ?? 0;
-    hostsOut[host] = { sent: s.sent, ok: s.ok, failures: s.failures, p50Us: pct(0.5), p99Us: pct(0.99), maxUs: s.latencyUs.at(-1) ?? 0 };
+    hostsOut[host] = {
+      sent: s.sent,
+      ok: s.ok,
+      failures: s.failures,
+      p50Us: pct(0.5),
+      p99Us: pct(0.99),
+      maxUs: s.latencyUs.at(-1) ?? 0,
+    };
   }
   process.send({ result: { startedAt, unanswered: inFlight, hosts: hostsOut } }, () => process.exit(0));
 }

@@ -13,9 +13,7 @@ export class AdminEndpoint {
   private server: AdminServer | null = null;
   private address: string | null = null;
 
-  constructor(
-    private readonly options: { api: AdminApi; metrics: MetricsSource; logger: Logger },
-  ) {}
+  constructor(private readonly options: { api: AdminApi; metrics: MetricsSource; logger: Logger }) {}
 
   /** Start-up: a failure (address taken) is the caller's to report. */
   async open(listen: ListenAddress | null): Promise<void> {
@@ -36,7 +34,10 @@ export class AdminEndpoint {
       try {
         this.server = await this.listenOn(listen);
       } catch (err) {
-        this.options.logger.error({ err: (err as Error).message, admin: wanted }, 'admin API could not listen on its new address; keeping the old one');
+        this.options.logger.error(
+          { err: (err as Error).message, admin: wanted },
+          'admin API could not listen on its new address; keeping the old one',
+        );
         return;
       }
     } else {

@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { DURATION_BUCKETS, type TrafficSnapshot } from '../dataplane/stats.js';
 import type { AppJson } from '../wire.js';
 
@@ -46,7 +46,8 @@ export class MetricsRenderer {
 
     metric('nano_requests_total', 'counter', 'Requests answered, by app and status class.');
     for (const [app, s] of stats) {
-      for (let cls = 1; cls <= 5; cls++) out.push(`nano_requests_total{app="${label(app)}",class="${cls}xx"} ${s.statusClasses[cls] ?? 0}`);
+      for (let cls = 1; cls <= 5; cls++)
+        out.push(`nano_requests_total{app="${label(app)}",class="${cls}xx"} ${s.statusClasses[cls] ?? 0}`);
     }
 
     metric('nano_request_duration_seconds', 'histogram', 'Time from request to the end of the response, by app.');
@@ -61,9 +62,14 @@ export class MetricsRenderer {
       out.push(`nano_request_duration_seconds_count{app="${label(app)}"} ${s.requests}`);
     }
 
-    metric('nano_upstream_errors_total', 'counter', "The gateway's own error answers for an app, by status: 502 bad gateway, 503 not ready, 504 timeout.");
+    metric(
+      'nano_upstream_errors_total',
+      'counter',
+      "The gateway's own error answers for an app, by status: 502 bad gateway, 503 not ready, 504 timeout.",
+    );
     for (const [app, s] of stats) {
-      for (const kind of [502, 503, 504] as const) out.push(`nano_upstream_errors_total{app="${label(app)}",kind="${kind}"} ${s.upstreamErrors[kind]}`);
+      for (const kind of [502, 503, 504] as const)
+        out.push(`nano_upstream_errors_total{app="${label(app)}",kind="${kind}"} ${s.upstreamErrors[kind]}`);
     }
 
     metric('nano_restarts_total', 'counter', 'Children started again after a crash or a failed start, by app.');
@@ -79,19 +85,33 @@ export class MetricsRenderer {
     }
     metric('nano_child_rss_bytes', 'gauge', 'Resident memory of all children of an app.');
     for (const app of statuses) {
-      out.push(`nano_child_rss_bytes{app="${label(app.name)}"} ${app.instances.reduce((sum, i) => sum + i.rss_bytes, 0)}`);
+      out.push(
+        `nano_child_rss_bytes{app="${label(app.name)}"} ${app.instances.reduce((sum, i) => sum + i.rss_bytes, 0)}`,
+      );
     }
 
-    metric('nano_reloads_total', 'counter', 'Config reloads by result: ok, partial (some apps failed to start), invalid (config rejected).');
-    for (const [result, n] of Object.entries(this.source.reloadCounts())) out.push(`nano_reloads_total{result="${result}"} ${n}`);
+    metric(
+      'nano_reloads_total',
+      'counter',
+      'Config reloads by result: ok, partial (some apps failed to start), invalid (config rejected).',
+    );
+    for (const [result, n] of Object.entries(this.source.reloadCounts()))
+      out.push(`nano_reloads_total{result="${result}"} ${n}`);
 
     metric('nano_gateway_rss_bytes', 'gauge', 'Resident memory of the gateway process.');
     out.push(`nano_gateway_rss_bytes ${process.memoryUsage.rss()}`);
 
-    metric('nano_event_loop_lag_seconds', 'gauge', "Event loop delay of the gateway since the last scrape: mean and 99th percentile.");
+    metric(
+      'nano_event_loop_lag_seconds',
+      'gauge',
+      'Event loop delay of the gateway since the last scrape: mean and 99th percentile.',
+    );
     const mean = this.loopDelay.count > 0 ? this.loopDelay.mean / 1e9 : 0;
     const p99 = this.loopDelay.count > 0 ? this.loopDelay.percentile(99) / 1e9 : 0;
-    out.push(`nano_event_loop_lag_seconds{stat="mean"} ${num(mean)}`, `nano_event_loop_lag_seconds{stat="p99"} ${num(p99)}`);
+    out.push(
+      `nano_event_loop_lag_seconds{stat="mean"} ${num(mean)}`,
+      `nano_event_loop_lag_seconds{stat="p99"} ${num(p99)}`,
+    );
     this.loopDelay.reset();
 
     return `${out.join('\n')}\n`;

@@ -108,7 +108,10 @@ export class AdminServer {
     if (route.length === 1 && route[0] === 'metrics') {
       allow(method, ['GET']);
       const body = this.metrics.render();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(200, {
+        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
       return;
     }
@@ -123,7 +126,12 @@ export class AdminServer {
       allow(method, ['GET', 'POST']);
       if (method === 'GET') return this.send(res, 200, { apps: this.api.apps() });
       const body = await readJsonBody(req);
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new AdminError(400, 'invalid_request', 'expected a JSON object: {"name": ..., "hosts": [...], "entry": ...}');
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new AdminError(
+          400,
+          'invalid_request',
+          'expected a JSON object: {"name": ..., "hosts": [...], "entry": ...}',
+        );
       const { name, ...keys } = body as Record<string, unknown>;
       const app = await this.api.addApp(name, keys);
       this.log.info({ app: app.name }, 'admin: app added');
@@ -168,7 +176,10 @@ export class AdminServer {
 
   private send(res: ServerResponse, status: number, value: unknown): void {
     const body = `${JSON.stringify(value)}\n`;
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   }
 
@@ -199,7 +210,9 @@ export class AdminServer {
 
 function allow(method: string, methods: readonly string[]): void {
   if (!methods.includes(method)) {
-    throw new AdminError(405, 'method_not_allowed', `${method} is not allowed here; use ${methods.join(' or ')}`, { allow: methods.join(', ') });
+    throw new AdminError(405, 'method_not_allowed', `${method} is not allowed here; use ${methods.join(' or ')}`, {
+      allow: methods.join(', '),
+    });
   }
 }
 

@@ -20,22 +20,30 @@ export interface AdminTarget {
  * file is read leniently: only `[admin]` matters here, so a config with a
  * broken app still lets `status` run.
  */
-export function resolveAdminTarget(options: { admin?: string; token?: string; config: string }, env = process.env): AdminTarget {
+export function resolveAdminTarget(
+  options: { admin?: string; token?: string; config: string },
+  env = process.env,
+): AdminTarget {
   let fileAdmin: { listen?: unknown; token?: unknown } = {};
   let fileProblem: string | null = null;
   try {
     const doc = toml.parse(readFileSync(options.config, 'utf8')) as { admin?: { listen?: unknown; token?: unknown } };
     fileAdmin = doc.admin ?? {};
   } catch (err) {
-    fileProblem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : `${options.config}: ${(err as Error).message}`;
+    fileProblem =
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : `${options.config}: ${(err as Error).message}`;
   }
-  const token = options.token ?? (env.NANO_ADMIN_TOKEN || undefined) ?? (typeof fileAdmin.token === 'string' ? fileAdmin.token : null);
+  const token =
+    options.token ??
+    (env.NANO_ADMIN_TOKEN || undefined) ??
+    (typeof fileAdmin.token === 'string' ? fileAdmin.token : null);
   if (options.admin !== undefined) {
     const url = /^https?:\/\//.test(options.admin) ? options.admin : `http://${options.admin}`;
     return { url: url.replace(/\/+$/, ''), token };
   }
   if (fileProblem) throw new CliError(`cannot read the admin address from ${fileProblem}; pass --admin URL`);
-  if (fileAdmin.listen === false) throw new CliError(`the admin API is disabled in ${options.config} ([admin] listen = false); pass --admin URL`);
+  if (fileAdmin.listen === false)
+    throw new CliError(`the admin API is disabled in ${options.config} ([admin] listen = false); pass --admin URL`);
   const listen = parseListen(fileAdmin.listen ?? DEFAULTS.adminListen, '127.0.0.1');
   if (typeof listen === 'string') throw new CliError(`${options.config}: admin.listen: ${listen}`);
   // A wildcard listen address is reached on loopback.
@@ -57,7 +65,10 @@ export async function adminRequest(target: AdminTarget, method: string, path: st
     res = await fetch(`${target.url}${path}`, { method, headers });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const reason = cause?.code === 'ECONNREFUSED' ? 'connection refused (is the gateway running?)' : (cause?.message ?? (err as Error).message);
+    const reason =
+      cause?.code === 'ECONNREFUSED'
+        ? 'connection refused (is the gateway running?)'
+        : (cause?.message ?? (err as Error).message);
     throw new CliError(`cannot reach the admin API at ${target.url}: ${reason}`);
   }
   const text = await res.text();
@@ -67,12 +78,16 @@ export async function adminRequest(target: AdminTarget, method: string, path: st
   } catch {
     // Not JSON (metrics, or something else listening there): keep the text.
   }
-  if (res.status === 401) throw new CliError(`the admin API at ${target.url} refused the token (pass --token or set NANO_ADMIN_TOKEN)`);
+  if (res.status === 401)
+    throw new CliError(`the admin API at ${target.url} refused the token (pass --token or set NANO_ADMIN_TOKEN)`);
   return { status: res.status, body };
 }
 
 /** The message of an admin error body, or a description of an unexpected answer. */
 export function errorMessage(reply: AdminReply): string {
   const error = (reply.body as { error?: { message?: string } })?.error;
-  return error?.message ?? `unexpected answer ${reply.status}: ${typeof reply.body === 'string' ? reply.body.slice(0, 200) : JSON.stringify(reply.body)}`;
+  return (
+    error?.message ??
+    `unexpected answer ${reply.status}: ${typeof reply.body === 'string' ? reply.body.slice(0, 200) : JSON.stringify(reply.body)}`
+  );
 }

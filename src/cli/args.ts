@@ -24,29 +24,28 @@ export interface CliArgs {
   version: boolean;
 }
 
-export function parseCli(argv: string[]): CliArgs {
-  let parsed;
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  listen: { type: 'string' },
+  'log-level': { type: 'string' },
+  pretty: { type: 'boolean' },
+  json: { type: 'boolean' },
+  admin: { type: 'string' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+function parseOptions(argv: string[]) {
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        listen: { type: 'string' },
-        'log-level': { type: 'string' },
-        pretty: { type: 'boolean' },
-        json: { type: 'boolean' },
-        admin: { type: 'string' },
-        token: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (err) {
     throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
   }
-  const { values, positionals } = parsed;
+}
+
+export function parseCli(argv: string[]): CliArgs {
+  const { values, positionals } = parseOptions(argv);
   const first = positionals[0];
   let command: Command = 'start';
   let rest = positionals;
@@ -64,7 +63,8 @@ export function parseCli(argv: string[]): CliArgs {
     const listen = parseListen(values.listen);
     if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
   }
-  if (command === 'restart' && rest.length === 0 && !values.help) throw new UsageError('restart needs the name of an app: nano-gateway restart APP');
+  if (command === 'restart' && rest.length === 0 && !values.help)
+    throw new UsageError('restart needs the name of an app: nano-gateway restart APP');
   const maxPositionals = command === 'init' || command === 'restart' ? 1 : 0;
   if (rest.length > maxPositionals) throw new UsageError(`unexpected argument "${rest[maxPositionals]}"`);
   return {

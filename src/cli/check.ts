@@ -1,12 +1,13 @@
+import { formatListen } from '../addresses.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
-import { formatListen } from '../addresses.js';
+import type { GatewayConfig } from '../config/schema.js';
 import type { CliArgs } from './args.js';
 import { formatTable } from './table.js';
 
 /** `nano-gateway check`: validate, print apps and hosts, exit 0 or 1. */
 export function runCheck(args: CliArgs): number {
-  let config;
+  let config: GatewayConfig;
   try {
     config = loadConfig(args.config).config;
   } catch (err) {

@@ -1,6 +1,6 @@
 import { type AppJson, describeChanges, type ReloadSummary } from '../wire.js';
+import { type AdminTarget, adminRequest, CliError, errorMessage, resolveAdminTarget } from './admin-client.js';
 import type { CliArgs } from './args.js';
-import { adminRequest, CliError, errorMessage, resolveAdminTarget, type AdminTarget } from './admin-client.js';
 import { formatTable } from './table.js';
 
 function target(args: CliArgs): AdminTarget {
@@ -31,7 +31,10 @@ export function formatUptime(ms: number): string {
 /** `nano-gateway status`: one line per app from GET /admin/apps. */
 export async function runStatus(args: CliArgs): Promise<number> {
   const admin = target(args);
-  const [apps, health] = await Promise.all([adminRequest(admin, 'GET', '/admin/apps'), adminRequest(admin, 'GET', '/admin/health')]);
+  const [apps, health] = await Promise.all([
+    adminRequest(admin, 'GET', '/admin/apps'),
+    adminRequest(admin, 'GET', '/admin/health'),
+  ]);
   if (apps.status !== 200) throw new CliError(errorMessage(apps));
   const now = Date.now();
   const rows = (apps.body as { apps: AppJson[] }).apps.map((app) => {
@@ -49,7 +52,9 @@ export async function runStatus(args: CliArgs): Promise<number> {
       String(app.requests_total),
     ];
   });
-  process.stdout.write(formatTable(['APP', 'HOSTS', 'STATE', 'READY', 'PIDS', 'MEMORY', 'UPTIME', 'RESTARTS', 'REQUESTS'], rows));
+  process.stdout.write(
+    formatTable(['APP', 'HOSTS', 'STATE', 'READY', 'PIDS', 'MEMORY', 'UPTIME', 'RESTARTS', 'REQUESTS'], rows),
+  );
   process.stdout.write('* default app\n');
   for (const app of (apps.body as { apps: AppJson[] }).apps) {
     if (app.last_error) process.stdout.write(`${app.name}: last error: ${app.last_error}\n`);
@@ -67,7 +72,9 @@ export async function runReload(args: CliArgs): Promise<number> {
   process.stdout.write(`reloaded: ${describeChanges(summary, { failed: false })}\n`);
   for (const f of summary.failed) process.stdout.write(`failed ${f.name}: ${f.error}\n`);
   if (summary.failed.length > 0) {
-    process.stderr.write(`nano-gateway: ${summary.failed.length} app${summary.failed.length === 1 ? '' : 's'} kept their running version (see above)\n`);
+    process.stderr.write(
+      `nano-gateway: ${summary.failed.length} app${summary.failed.length === 1 ? '' : 's'} kept their running version (see above)\n`,
+    );
     return 1;
   }
   return 0;

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseCli, HELP, UsageError } from './args.js';
-import { runCheck } from './check.js';
-import { runInit } from './init.js';
 import { CliError } from './admin-client.js';
+import { type CliArgs, HELP, parseCli, UsageError } from './args.js';
+import { runCheck } from './check.js';
 import { runReload, runRestart, runStatus } from './control.js';
+import { runInit } from './init.js';
 import { runStart } from './start.js';
 
 function version(): string {
@@ -13,7 +13,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let args;
+  let args: CliArgs;
   try {
     args = parseCli(argv);
   } catch (err) {

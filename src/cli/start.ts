@@ -1,10 +1,11 @@
-import { ConfigError } from '../config/errors.js';
+import type { LevelWithSilent } from 'pino';
 import { type ListenAddress, parseListen } from '../addresses.js';
+import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import type { GatewayConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
-import type { LevelWithSilent } from 'pino';
 import type { CliArgs } from './args.js';
 
 /**
@@ -13,8 +14,8 @@ import type { CliArgs } from './args.js';
  * process exits from its signal handlers.
  */
 export async function runStart(args: CliArgs): Promise<number> {
-  let config;
-  let configText;
+  let config: GatewayConfig;
+  let configText: string;
   try {
     ({ config, text: configText } = loadConfig(args.config));
   } catch (err) {

@@ -2,9 +2,9 @@
 export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
-    cells
+    `${cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
-      .trimEnd() + '\n';
+      .trimEnd()}\n`;
   return [header, ...rows].map(line).join('');
 }

@@ -27,5 +27,4 @@ export class ConfigError extends Error {
     super(first ? formatConfigIssue(first) : 'invalid config');
     this.issues = sorted;
   }
-
 }

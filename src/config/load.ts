@@ -1,12 +1,25 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import toml from 'toml';
-import { describeValue as describe, isLoopbackHost, type ListenAddress, parseListen, parseTrustedProxy } from '../addresses.js';
+import {
+  describeValue as describe,
+  isLoopbackHost,
+  type ListenAddress,
+  parseListen,
+  parseTrustedProxy,
+} from '../addresses.js';
 import { normalizeConfigHost } from '../routing/host.js';
 import { hostOwners } from '../routing/owners.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import { locateKeys, lineOf, type KeyLocations } from './locate.js';
-import { APP_NAME_PATTERN, DEFAULTS, type AdminSettings, type AppConfig, type GatewayConfig, type GatewaySettings } from './schema.js';
+import { type KeyLocations, lineOf, locateKeys } from './locate.js';
+import {
+  type AdminSettings,
+  APP_NAME_PATTERN,
+  type AppConfig,
+  DEFAULTS,
+  type GatewayConfig,
+  type GatewaySettings,
+} from './schema.js';
 
 export interface LoadOptions {
   /** Environment for NANO_ADMIN_TOKEN; defaults to process.env. */
@@ -72,7 +85,14 @@ class Validator {
     }
   }
 
-  wholeNumber(table: Table, key: string, at: readonly string[], fallback: number, min: number, max = MAX_TIMER_MS): number {
+  wholeNumber(
+    table: Table,
+    key: string,
+    at: readonly string[],
+    fallback: number,
+    min: number,
+    max = MAX_TIMER_MS,
+  ): number {
     const value = table[key];
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isInteger(value)) {
@@ -108,7 +128,10 @@ class Validator {
   }
 }
 
-function validateGateway(v: Validator, raw: unknown): { settings: GatewaySettings; defaultApp: string | false | undefined } {
+function validateGateway(
+  v: Validator,
+  raw: unknown,
+): { settings: GatewaySettings; defaultApp: string | false | undefined } {
   const at = ['gateway'];
   const table: Table = isTable(raw) ? raw : {};
   if (raw !== undefined && !isTable(raw)) v.fail(at, `expected a table, got ${describe(raw)}`);
@@ -210,13 +233,14 @@ function validateApp(v: Validator, name: string, raw: unknown, baseDir: string):
   }
 
   let entry = '';
-  if (raw.entry === undefined) v.fail([...at, 'entry'], 'required: the path of the app\'s main file');
+  if (raw.entry === undefined) v.fail([...at, 'entry'], "required: the path of the app's main file");
   else {
     const text = v.string(raw, 'entry', at);
     if (text !== undefined) {
       entry = path.resolve(baseDir, text);
       const kind = statKind(entry);
-      if (kind !== 'file') v.fail([...at, 'entry'], kind === 'missing' ? `file not found: ${entry}` : `not a file: ${entry}`);
+      if (kind !== 'file')
+        v.fail([...at, 'entry'], kind === 'missing' ? `file not found: ${entry}` : `not a file: ${entry}`);
     }
   }
 
@@ -225,7 +249,8 @@ function validateApp(v: Validator, name: string, raw: unknown, baseDir: string):
   if (cwdText !== undefined) {
     cwd = path.resolve(baseDir, cwdText);
     const kind = statKind(cwd);
-    if (kind !== 'dir') v.fail([...at, 'cwd'], kind === 'missing' ? `directory not found: ${cwd}` : `not a directory: ${cwd}`);
+    if (kind !== 'dir')
+      v.fail([...at, 'cwd'], kind === 'missing' ? `directory not found: ${cwd}` : `not a directory: ${cwd}`);
   }
 
   const env: Record<string, string> = {};
@@ -234,7 +259,8 @@ function validateApp(v: Validator, name: string, raw: unknown, baseDir: string):
     else {
       for (const [key, value] of Object.entries(raw.env)) {
         if (key === '' || key.includes('=') || key.includes('\0')) v.fail([...at, 'env', key], 'invalid variable name');
-        else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') env[key] = String(value);
+        else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+          env[key] = String(value);
         else v.fail([...at, 'env', key], `expected a string, got ${describe(value)}`);
       }
     }
@@ -357,4 +383,3 @@ export function loadConfig(file: string, options: LoadOptions = {}): { config: G
   const text = readConfigText(abs, displayFile);
   return { config: parseConfig(text, abs, { ...options, displayFile }), text };
 }
-

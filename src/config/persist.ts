@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { locateKeys } from './locate.js';
 import { APP_KEY_ORDER } from './load.js';
+import { locateKeys } from './locate.js';
 
 /**
  * Edits nano.toml as text, so that everything the edit is not about

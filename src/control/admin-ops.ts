@@ -1,7 +1,7 @@
 import { ConfigError } from '../config/errors.js';
 import { locateKeys } from '../config/locate.js';
 import { appendAppTable, ConfigEditError, removeAppTable, writeFileAtomic } from '../config/persist.js';
-import { APP_NAME_PATTERN, type AppConfig } from '../config/schema.js';
+import { APP_NAME_PATTERN, type AppConfig, type GatewayConfig } from '../config/schema.js';
 import { GatewayOpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeConfigHost } from '../routing/host.js';
@@ -52,7 +52,10 @@ export class AdminOperations {
     return ops.run(async () => {
       let text = await this.syncWithFile();
       if (typeof name !== 'string' || !APP_NAME_PATTERN.test(name)) {
-        throw new GatewayOpError('invalid', 'name: expected 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
+        throw new GatewayOpError(
+          'invalid',
+          'name: expected 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit',
+        );
       }
       let { newText, app } = this.withAddedApp(text, name, keys);
       const { supervisor, gen } = await this.startNewApp(app);
@@ -86,17 +89,19 @@ export class AdminOperations {
     const { status, drained } = await ops.run(async () => {
       const text = await this.syncWithFile();
       if (!apps.has(name)) throw new GatewayOpError('not_found', `no app named "${name}"`);
-      if (apps.order.length <= 1) throw new GatewayOpError('conflict', `"${name}" is the last app; a config needs at least one`);
+      if (apps.order.length <= 1)
+        throw new GatewayOpError('conflict', `"${name}" is the last app; a config needs at least one`);
       if (apps.current.defaultAppSetting === name) {
         throw new GatewayOpError('conflict', `"${name}" is named by [gateway] default_app; change that first`);
       }
       let newText: string;
-      let next;
+      let next: GatewayConfig;
       try {
         newText = removeAppTable(text, name);
         next = source.parse(newText);
       } catch (err) {
-        if (err instanceof ConfigEditError || err instanceof ConfigError) throw new GatewayOpError('conflict', err.message);
+        if (err instanceof ConfigEditError || err instanceof ConfigError)
+          throw new GatewayOpError('conflict', err.message);
         throw err;
       }
       const status = this.options.status.app(name) as AppJson;
@@ -134,7 +139,10 @@ export class AdminOperations {
       try {
         gen = await supervisor.prepare(supervisor.config);
       } catch (err) {
-        throw new GatewayOpError('not_ready', `app "${name}" was not restarted, its new children did not become ready: ${(err as Error).message}`);
+        throw new GatewayOpError(
+          'not_ready',
+          `app "${name}" was not restarted, its new children did not become ready: ${(err as Error).message}`,
+        );
       }
       const old = supervisor.promote(gen);
       apps.setRoutes(supervisor, supervisor.servingUpstreams());
@@ -151,7 +159,10 @@ export class AdminOperations {
     const owners = hostOwners(apps.current.apps);
     const clash = app.hosts.find((h) => owners.has(h));
     if (clash) {
-      throw new GatewayOpError('conflict', `host "${clash}" is served by app "${owners.get(clash)}"; the file must change first`);
+      throw new GatewayOpError(
+        'conflict',
+        `host "${clash}" is served by app "${owners.get(clash)}"; the file must change first`,
+      );
     }
     let started: { supervisor: AppSupervisor; gen: Generation };
     try {
@@ -193,7 +204,8 @@ export class AdminOperations {
       const next = source.parse(newText);
       return { newText, app: next.apps.find((a) => a.name === name) as AppConfig };
     } catch (err) {
-      if (err instanceof ConfigEditError) throw new GatewayOpError('invalid', `${err.key ?? `apps.${name}`}: ${err.message}`);
+      if (err instanceof ConfigEditError)
+        throw new GatewayOpError('invalid', `${err.key ?? `apps.${name}`}: ${err.message}`);
       if (err instanceof ConfigError) throw configErrorAsOpError(err, name);
       throw err;
     }
@@ -206,7 +218,8 @@ export class AdminOperations {
       if (typeof host !== 'string') continue;
       const normal = normalizeConfigHost(host);
       const taken = normal.ok ? owners.get(normal.host) : undefined;
-      if (taken !== undefined) throw new GatewayOpError('conflict', `apps.${name}.hosts: host "${host}" is already used by app "${taken}"`);
+      if (taken !== undefined)
+        throw new GatewayOpError('conflict', `apps.${name}.hosts: host "${host}" is already used by app "${taken}"`);
     }
   }
 
@@ -227,13 +240,15 @@ export class AdminOperations {
         throw err;
       }
       if (source.isSeen(text)) {
-        if (reloader.lastError !== null) throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${reloader.lastError}`);
+        if (reloader.lastError !== null)
+          throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${reloader.lastError}`);
         return text;
       }
       if (round >= 3) throw new GatewayOpError('config_error', `${source.displayFile} keeps changing; try again`);
       const run = await reloader.reloadNow(false);
       void run.drained;
-      if (!run.outcome.ok) throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${run.outcome.error}`);
+      if (!run.outcome.ok)
+        throw new GatewayOpError('config_error', `the config file has an error, fix it first: ${run.outcome.error}`);
     }
   }
 }

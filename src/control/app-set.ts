@@ -156,7 +156,8 @@ export class AppSet {
     this.fileOrder = next.apps.map((a) => a.name);
     this.failed.clear();
     for (const app of next.apps) {
-      if (!names.has(app.name)) this.failed.set(app.name, { config: app, error: failed.get(app.name) ?? 'not started' });
+      if (!names.has(app.name))
+        this.failed.set(app.name, { config: app, error: failed.get(app.name) ?? 'not started' });
     }
     return removed;
   }
@@ -166,7 +167,11 @@ export class AppSet {
     return {
       version: ++this.tableVersion,
       defaultApp: this.config.defaultApp,
-      apps: this.config.apps.map((app) => ({ name: app.name, hosts: app.hosts, upstreams: this.routes.get(app.name) ?? [] })),
+      apps: this.config.apps.map((app) => ({
+        name: app.name,
+        hosts: app.hosts,
+        upstreams: this.routes.get(app.name) ?? [],
+      })),
     };
   }
 }

@@ -38,7 +38,9 @@ export class Drainer {
       supervisor
         .liveGenerations()
         .map((gen) =>
-          gen === supervisor.current || this.retiring.has(gen) ? this.retire(supervisor, gen) : supervisor.stopGeneration(gen),
+          gen === supervisor.current || this.retiring.has(gen)
+            ? this.retire(supervisor, gen)
+            : supervisor.stopGeneration(gen),
         ),
     );
     await supervisor.stop();

@@ -29,7 +29,10 @@ export function effectiveApps(
   for (;;) {
     const clash = findClash(apps, (name) => failed.has(name));
     if (!clash) return { apps, failed };
-    failed.set(clash.claimant, `host "${clash.host}" is still served by app "${clash.holder}", whose new version did not start`);
+    failed.set(
+      clash.claimant,
+      `host "${clash.host}" is still served by app "${clash.holder}", whose new version did not start`,
+    );
     apps = resolve();
   }
 }
@@ -48,7 +51,11 @@ function findClash(
 }
 
 /** The default app after a reload: what the file asks for, if that app runs. */
-export function effectiveDefault(next: GatewayConfig, apps: readonly AppConfig[], previous: string | null): string | null {
+export function effectiveDefault(
+  next: GatewayConfig,
+  apps: readonly AppConfig[],
+  previous: string | null,
+): string | null {
   const names = new Set(apps.map((a) => a.name));
   const setting = next.defaultAppSetting;
   if (setting === false) return null;

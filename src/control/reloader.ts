@@ -142,7 +142,10 @@ export class Reloader {
     const { apps: running, failed } = effectiveApps(previous.apps, next.apps, startFailures);
     const defaultApp = effectiveDefault(next, running, previous.defaultApp);
     if (typeof next.defaultAppSetting === 'string' && defaultApp !== next.defaultAppSetting) {
-      this.log.warn({ default_app: next.defaultAppSetting, using: defaultApp }, 'default_app is not running: keeping another default');
+      this.log.warn(
+        { default_app: next.defaultAppSetting, using: defaultApp },
+        'default_app is not running: keeping another default',
+      );
     }
 
     // 3. Swap, synchronously: promotions, the new app set and one route table.
@@ -186,7 +189,8 @@ export class Reloader {
   private warnAboutRestartOnlyKeys(running: GatewayConfig, next: GatewayConfig): void {
     const was = formatListen(running.gateway.listen);
     const now = formatListen(next.gateway.listen);
-    if (was !== now) this.log.warn({ was, now }, `[gateway] listen changed to ${now}: restart the gateway to listen there`);
+    if (was !== now)
+      this.log.warn({ was, now }, `[gateway] listen changed to ${now}: restart the gateway to listen there`);
   }
 }
 

@@ -44,7 +44,14 @@ export class StatusProjection {
         rss_bytes: i.pid !== null && i.state !== 'exited' ? rssBytes(i.pid) : 0,
       }));
       const state = supervisor?.state() ?? 'starting';
-      return this.json(config, name === this.apps.current.defaultApp, state, instances, traffic, supervisor?.lastError ?? null);
+      return this.json(
+        config,
+        name === this.apps.current.defaultApp,
+        state,
+        instances,
+        traffic,
+        supervisor?.lastError ?? null,
+      );
     }
     const failed = this.apps.failure(name);
     return failed ? this.json(failed.config, false, 'failed', [], traffic, failed.error) : null;

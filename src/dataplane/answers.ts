@@ -22,7 +22,12 @@ export function answer(res: ServerResponse, status: number, message: string, hea
 }
 
 /** The same answer on a raw socket: for parse errors and failed WebSocket upgrades. */
-export function answerOnSocket(socket: Duplex, status: number, message: string, headers?: Record<string, string>): void {
+export function answerOnSocket(
+  socket: Duplex,
+  status: number,
+  message: string,
+  headers?: Record<string, string>,
+): void {
   if (!socket.writable) {
     socket.destroy();
     return;

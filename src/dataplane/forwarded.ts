@@ -141,7 +141,8 @@ export function rewriteRequestHeaders(
 ): void {
   const named = connectionTokens(headers.connection as string | undefined);
   if (named) for (const name of named) delete headers[name];
-  for (const name of HOP_BY_HOP_HEADERS) if (name !== 'transfer-encoding' && headers[name] !== undefined) delete headers[name];
+  for (const name of HOP_BY_HOP_HEADERS)
+    if (name !== 'transfer-encoding' && headers[name] !== undefined) delete headers[name];
   if (headers.expect !== undefined) delete headers.expect;
   setForwardedHeaders(headers, client, host, trusted, proto, hostName);
 }
@@ -178,7 +179,8 @@ export function upstreamRequestHeaders(
     out.push(name, raw[i + 1] as string);
   }
   const named = connectionTokens(connection);
-  if (named) for (let i = out.length - 2; i >= 0; i -= 2) if (named.has((out[i] as string).toLowerCase())) out.splice(i, 2);
+  if (named)
+    for (let i = out.length - 2; i >= 0; i -= 2) if (named.has((out[i] as string).toLowerCase())) out.splice(i, 2);
   const forwarded = forwardedValues(headers, client, host, trusted, proto);
   out.push('x-forwarded-for', forwarded.for);
   if (forwarded.host !== undefined) out.push('x-forwarded-host', forwarded.host);

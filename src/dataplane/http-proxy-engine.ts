@@ -1,6 +1,6 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type * as HttpProxy3 from 'http-proxy-3';
 import { answerOnSocket } from './answers.js';
@@ -53,10 +53,14 @@ export class HttpProxyEngine implements ProxyEngine {
     // only serves WebSockets and is created on the first upgrade.
     const { createProxyServer } = require('http-proxy-3') as typeof HttpProxy3;
     this.proxy = createProxyServer({ xfwd: false, ws: true });
-    this.proxy.on('proxyReq', (outgoing: ClientRequest, req: RequestWithContext, _res: unknown, _opts: unknown, socket: Socket) =>
-      this.onOutgoing(outgoing, req, socket),
+    this.proxy.on(
+      'proxyReq',
+      (outgoing: ClientRequest, req: RequestWithContext, _res: unknown, _opts: unknown, socket: Socket) =>
+        this.onOutgoing(outgoing, req, socket),
     );
-    this.proxy.on('proxyReqWs', (outgoing: ClientRequest, req: RequestWithContext) => this.onOutgoingUpgrade(outgoing, req));
+    this.proxy.on('proxyReqWs', (outgoing: ClientRequest, req: RequestWithContext) =>
+      this.onOutgoingUpgrade(outgoing, req),
+    );
     this.proxy.on('proxyRes', (upstreamRes: IncomingMessage, req: RequestWithContext, res: ServerResponse) =>
       this.onResponse(upstreamRes, req, res),
     );
@@ -80,7 +84,14 @@ export class HttpProxyEngine implements ProxyEngine {
     const pool = this.pool(upstream);
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      rewriteRequestHeaders(req.headers, request.client, request.host, request.trusted, request.proto, request.target.hostName);
+      rewriteRequestHeaders(
+        req.headers,
+        request.client,
+        request.host,
+        request.trusted,
+        request.proto,
+        request.target.hostName,
+      );
     }
     this.proxy.web(
       req,
@@ -103,7 +114,14 @@ export class HttpProxyEngine implements ProxyEngine {
     request.engineState = state;
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      setForwardedHeaders(req.headers, request.client, request.host, request.trusted, request.proto, request.target.hostName);
+      setForwardedHeaders(
+        req.headers,
+        request.client,
+        request.host,
+        request.trusted,
+        request.proto,
+        request.target.hostName,
+      );
     }
     const target = (request.upstream as Upstream).url;
     this.proxy.ws(req, request.socket as Socket, request.head ?? undefined, { target }, this.onWsError as never);
@@ -126,7 +144,9 @@ export class HttpProxyEngine implements ProxyEngine {
   private pool(upstream: Upstream): UpstreamPool {
     let pool = upstream.pool as UpstreamPool | null;
     if (!pool) {
-      pool = { agent: new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets: 256, scheduling: 'lifo' }) };
+      pool = {
+        agent: new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets: 256, scheduling: 'lifo' }),
+      };
       upstream.pool = pool;
     }
     return pool;
@@ -215,7 +235,11 @@ export class HttpProxyEngine implements ProxyEngine {
       socket.destroy();
       return;
     }
-    this.hooks.onFailure(request, { kind: state.timedOut ? 'timeout' : classifyUpstreamError(error), bodyConsumed: false, error });
+    this.hooks.onFailure(request, {
+      kind: state.timedOut ? 'timeout' : classifyUpstreamError(error),
+      bodyConsumed: false,
+      error,
+    });
   };
 }
 

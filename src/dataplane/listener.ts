@@ -59,7 +59,9 @@ export class HttpListener {
     this.server.on('timeout', (socket: Socket) => setImmediate(closeIfStillIdle, socket, socket.bytesRead));
     // Accept errors (EMFILE when out of descriptors) must not become an uncaught exception.
     this.server.on('error', (err: Error) => this.log.error({ err: err.message }, 'listener error'));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     // A forward proxy's method: this gateway tunnels nothing (nginx answers 400 too; README, the gateway's own answers).
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
@@ -154,5 +156,11 @@ function closeIfStillIdle(socket: Socket, bytesRead: number): void {
 function noop(): void {}
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  return req.method === 'GET' && (req.headers.upgrade ?? '').toLowerCase().split(',').some((p) => p.trim() === 'websocket');
+  return (
+    req.method === 'GET' &&
+    (req.headers.upgrade ?? '')
+      .toLowerCase()
+      .split(',')
+      .some((p) => p.trim() === 'websocket')
+  );
 }

@@ -84,7 +84,11 @@ export class LocalDataPlane implements DataPlane {
         const upstream = this.upstreams.get(id);
         if (!upstream) return;
         const idle = await upstream.whenIdle(timeoutMs);
-        if (!idle) this.log.warn({ upstream: id, in_flight: upstream.inFlight }, 'drain timeout: stopping with requests in flight');
+        if (!idle)
+          this.log.warn(
+            { upstream: id, in_flight: upstream.inFlight },
+            'drain timeout: stopping with requests in flight',
+          );
         this.engine.closeUpstream(upstream);
         this.upstreams.forget(id);
       }),

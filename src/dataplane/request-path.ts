@@ -233,7 +233,14 @@ export class RequestPath implements RequestHandler, EngineHooks {
     }
     const app = request.target.name;
     this.log.warn(
-      { app, upstream: failed?.id, kind: failure.kind, err: failure.error.message, method: request.req.method, path: request.req.url },
+      {
+        app,
+        upstream: failed?.id,
+        kind: failure.kind,
+        err: failure.error.message,
+        method: request.req.method,
+        path: request.req.url,
+      },
       'upstream request failed',
     );
     const [status, message] =
@@ -342,6 +349,7 @@ function requestProblem(req: IncomingMessage): { status: number; message: string
     if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) count++;
   }
   if (count > 1) return { status: 400, message: 'bad request: more than one Host header' };
-  if (count === 0 && req.httpVersionMinor >= 1) return { status: 400, message: 'bad request: HTTP/1.1 request without a Host header' };
+  if (count === 0 && req.httpVersionMinor >= 1)
+    return { status: 400, message: 'bad request: HTTP/1.1 request without a Host header' };
   return null;
 }

@@ -35,6 +35,7 @@ export function retryAction(attempt: FailedAttempt): RetryAction {
   if (attempt.isUpgrade || failure.bodyConsumed) return 'answer';
   // Refused: the child has just died or does not listen yet; the supervisor republishes when it sees the exit.
   if (failure.kind === 'refused') return attempt.refusals > attempt.instances ? 'wait' : 'move';
-  if (failure.kind === 'reset' && attempt.resends < MAX_RESENDS && IDEMPOTENT_METHODS.has(attempt.method)) return 'resend';
+  if (failure.kind === 'reset' && attempt.resends < MAX_RESENDS && IDEMPOTENT_METHODS.has(attempt.method))
+    return 'resend';
   return 'answer';
 }

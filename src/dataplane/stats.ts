@@ -6,7 +6,9 @@
  */
 
 /** Upper bounds (seconds) of the request duration histogram buckets. */
-export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+export const DURATION_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+];
 
 /** One app's counters as plain data. */
 export interface AppTraffic {

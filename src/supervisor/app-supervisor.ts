@@ -1,7 +1,7 @@
 import type { AppConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { UpstreamAddress } from '../routing/table.js';
-import { AppChild, describeExit, type ChildExit } from './child.js';
+import { AppChild, type ChildExit, describeExit } from './child.js';
 import { Generation, type InstanceSlot } from './generation.js';
 import type { PortAllocator } from './ports.js';
 import { waitUntilReady } from './readiness.js';
@@ -184,7 +184,8 @@ export class AppSupervisor {
         if (!child?.alive) return;
         const draining = child.state === 'draining';
         const exit = await child.stop();
-        if (draining) this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
+        if (draining)
+          this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
       }),
     );
     this.generations.delete(gen);
@@ -253,10 +254,7 @@ export class AppSupervisor {
   /** Starts one child and waits until it is ready; a failed start is killed and rethrown. */
   private async startChild(gen: Generation, slot: InstanceSlot): Promise<AppChild> {
     const port = await this.ctx.ports.allocate();
-    const child = new AppChild(
-      { id: `${this.name}#${++childSequence}`, app: gen.config, port },
-      this.ctx.outputLogger,
-    );
+    const child = new AppChild({ id: `${this.name}#${++childSequence}`, app: gen.config, port }, this.ctx.outputLogger);
     slot.child = child;
     const exitedEarly = new AbortController();
     void child.exited.then((exit) => {
@@ -321,7 +319,10 @@ export class AppSupervisor {
     if (exit.stateAtExit === 'ready') {
       slot.crashed = true;
       this.lastError = `instance ${slot.index} ${describeExit(exit)} after ${(exit.uptimeMs / 1000).toFixed(1)} s`;
-      this.log.warn({ pid: child.pid, instance: slot.index, code: exit.code, signal: exit.signal }, 'instance exited unexpectedly');
+      this.log.warn(
+        { pid: child.pid, instance: slot.index, code: exit.code, signal: exit.signal },
+        'instance exited unexpectedly',
+      );
       // Out of the route table first, then its pool goes.
       if (gen.serving) this.ctx.onServingChange(this, this.servingUpstreams());
       this.ctx.onChildGone(this, child.id);

@@ -1,6 +1,6 @@
 import type { AppConfig } from '../config/schema.js';
-import type { AppChild } from './child.js';
 import { RestartBackoff } from './backoff.js';
+import type { AppChild } from './child.js';
 
 /** One of an app's `instances` positions; it outlives the children it restarts. */
 export class InstanceSlot {
@@ -40,4 +40,3 @@ export class Generation {
     return out;
   }
 }
-

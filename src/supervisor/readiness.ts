@@ -34,7 +34,8 @@ export async function waitUntilReady(probe: ReadinessProbe): Promise<void> {
       if (probe.healthPath === null) return;
       const status = await healthStatus(probe.port, probe.healthPath, attemptMs, probe.signal);
       if (status >= 200 && status < 300) return;
-      lastReason = status === 0 ? `GET ${probe.healthPath} got no answer` : `GET ${probe.healthPath} answered ${status}`;
+      lastReason =
+        status === 0 ? `GET ${probe.healthPath} got no answer` : `GET ${probe.healthPath} answered ${status}`;
     }
     await sleep(Math.min(pause, Math.max(0, deadline - Date.now())), probe.signal);
     pause = Math.min(pause * 2, 250);

@@ -10,7 +10,22 @@ test('the bench script runs every row and writes its figures as JSON', async () 
   try {
     const result = await runNode(
       path.join(ROOT, 'scripts', 'bench.mjs'),
-      ['--duration', '1', '--warmup', '0', '--apps', '3', '--startup-apps', '3', '--rate', '300', '--rate-seconds', '1', '--out', out],
+      [
+        '--duration',
+        '1',
+        '--warmup',
+        '0',
+        '--apps',
+        '3',
+        '--startup-apps',
+        '3',
+        '--rate',
+        '300',
+        '--rate-seconds',
+        '1',
+        '--out',
+        out,
+      ],
       { timeoutMs: 240_000 },
     );
     assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -33,8 +48,19 @@ test('the bench script runs every row and writes its figures as JSON', async () 
     assert.equal(cpu.rows.length, 3);
     for (const row of cpu.rows) assert.ok(row.usPerReq > 0, `${row.name} used CPU`);
     const names = main.map((r) => r.name).join(' | ');
-    for (const expected of [/^direct/, /access log on/, /access log off/, /Pool\.dispatch/, /Pool\.stream/, /http-proxy-3/, /TCP pipe/]) {
-      assert.ok(main.some((r) => expected.test(r.name)), `row ${expected} in ${names}`);
+    for (const expected of [
+      /^direct/,
+      /access log on/,
+      /access log off/,
+      /Pool\.dispatch/,
+      /Pool\.stream/,
+      /http-proxy-3/,
+      /TCP pipe/,
+    ]) {
+      assert.ok(
+        main.some((r) => expected.test(r.name)),
+        `row ${expected} in ${names}`,
+      );
     }
     for (const row of [...main, ...big, apps.single, apps.many, reload.steady, reload.during]) {
       assert.ok(row.requests > 0, `${row.name} served requests`);

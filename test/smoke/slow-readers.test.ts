@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { fixtureApp, gatewaySection, GatewayProcess, request, waitFor } from '../helpers.js';
+import { fixtureApp, GatewayProcess, gatewaySection, request, waitFor } from '../helpers.js';
 
 const SLOW_READERS = 50;
 const DOWNLOAD_BYTES = 64 * 1024 * 1024;
@@ -41,7 +41,8 @@ describe('slow readers', () => {
 
   before(async () => {
     gw = await GatewayProcess.start({
-      config: gatewaySection('access_log = false') + fixtureApp('big', ['big.test']) + fixtureApp('normal', ['normal.test']),
+      config:
+        gatewaySection('access_log = false') + fixtureApp('big', ['big.test']) + fixtureApp('normal', ['normal.test']),
     });
     bigPort = Number(gw.readyLogs('big')[0]?.port);
   });
@@ -84,7 +85,10 @@ describe('slow readers', () => {
       // not the download. Its resident size also keeps memory that passed through and was freed, so the
       // bound is loose; without backpressure it would take the downloads themselves (64 MiB each).
       const grown = rssBytes(gw.pid) - rssBefore;
-      assert.ok(grown < SLOW_READERS * 2 * 2 ** 20, `the gateway grew by ${(grown / 2 ** 20).toFixed(1)} MB for ${SLOW_READERS} slow readers`);
+      assert.ok(
+        grown < SLOW_READERS * 2 * 2 ** 20,
+        `the gateway grew by ${(grown / 2 ** 20).toFixed(1)} MB for ${SLOW_READERS} slow readers`,
+      );
 
       // A normal client meanwhile: a few users at once, each request on a new connection.
       const latencies: number[] = [];
