@@ -103,14 +103,46 @@ class Scanner {
         return out;
       }
       const ch = this.advance();
-      if (escapes && ch === '\\') {
-        const next = this.advance();
-        out += next === 'n' ? '\n' : next === 't' ? '\t' : next;
-      } else {
-        out += ch;
-      }
+      out += escapes && ch === '\\' ? this.readEscape() : ch;
     }
     return out;
+  }
+
+  /**
+   * Decodes the escape after a backslash, as keys need: TOML 1.0's, and 1.1's
+   * \e and \xHH, which the parser accepts. A line-ending backslash (in values
+   * only, which are skipped) keeps its newline, so lines still count.
+   */
+  private readEscape(): string {
+    const ch = this.advance();
+    switch (ch) {
+      case 'b':
+        return '\b';
+      case 't':
+        return '\t';
+      case 'n':
+        return '\n';
+      case 'f':
+        return '\f';
+      case 'r':
+        return '\r';
+      case 'e':
+        return '\u001b';
+      case 'x':
+        return this.readCodePoint(2);
+      case 'u':
+        return this.readCodePoint(4);
+      case 'U':
+        return this.readCodePoint(8);
+    }
+    return ch; // \" and \\
+  }
+
+  private readCodePoint(digits: number): string {
+    let hex = '';
+    while (hex.length < digits && /[0-9A-Fa-f]/.test(this.peek())) hex += this.advance();
+    const code = Number.parseInt(hex, 16);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : '';
   }
 
   /** Reads a key: bare or quoted parts joined by dots. */
