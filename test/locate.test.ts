@@ -128,4 +128,86 @@ describe('locateKeys: dotted keys and inline tables', () => {
     const text = ['env = {', '  A = "1", # B = "no"', '  # [not.a.table]', '  C = [1,', '    2],', '}', 'after = 1', ''].join('\n');
     assertLocated(text, { env: 1, 'env.A': 2, 'env.C': 4, after: 7 });
   });
+
+  test('tables in an inline array are numbered like arrays of tables', () => {
+    const text = ['points = [', '  { x = 1 },', '  { x = 2, y = [[{ z = 3 }]] },', ']', ''].join('\n');
+    assertLocated(text, {
+      points: 1,
+      'points[0]': 2,
+      'points[0].x': 2,
+      'points[1]': 3,
+      'points[1].x': 3,
+      'points[1].y': 3,
+      'points[1].y[0]': 3,
+      'points[1].y[0][0]': 3,
+      'points[1].y[0][0].z': 3,
+    });
+  });
 });
+
+describe('locateKeys: sub-tables and arrays of tables', () => {
+  test('a super-table defined after its sub-table keeps the line where it first appears', () => {
+    const text = ['[a.b]', 'x = 1', '', '[a]', 'y = 2', ''].join('\n');
+    const loc = locateKeys(text);
+    assertLocated(text, { a: 1, 'a.b': 1, 'a.b.x': 2, 'a.y': 5 }, loc);
+    assert.deepEqual(
+      loc.tables.map((t) => [t.path, t.headerLine, t.lastContentLine, t.endLine]),
+      [
+        ['a.b', 1, 2, 3],
+        ['a', 4, 5, 6],
+      ],
+    );
+  });
+
+  test('sub-tables and arrays inside an array of tables belong to its last element', () => {
+    const text = [
+      '[[srv]]', //   1
+      'name = "a"',
+      '[[srv.port]]',
+      'n = 1',
+      '[[srv]]', //   5
+      'name = "b"',
+      '[srv.tls]',
+      'on = true',
+      '[[srv.port]]',
+      'n = 2', //    10
+      '[[srv.port]]',
+      'n = 3',
+      '',
+    ].join('\n');
+    const loc = locateKeys(text);
+    assertLocated(
+      text,
+      {
+        srv: 1,
+        'srv[0]': 1,
+        'srv[0].name': 2,
+        'srv[0].port': 3,
+        'srv[0].port[0]': 3,
+        'srv[0].port[0].n': 4,
+        'srv[1]': 5,
+        'srv[1].name': 6,
+        'srv[1].tls': 7,
+        'srv[1].tls.on': 8,
+        'srv[1].port': 9,
+        'srv[1].port[0]': 9,
+        'srv[1].port[0].n': 10,
+        'srv[1].port[1]': 11,
+        'srv[1].port[1].n': 12,
+      },
+      loc,
+    );
+    assert.deepEqual(
+      loc.tables.map((t) => [t.path, t.headerLine, t.isArray]),
+      [
+        ['srv[0]', 1, true],
+        ['srv[0].port[0]', 3, true],
+        ['srv[1]', 5, true],
+        ['srv[1].tls', 7, false],
+        ['srv[1].port[0]', 9, true],
+        ['srv[1].port[1]', 11, true],
+      ],
+    );
+  });
+});
+
