@@ -211,3 +211,69 @@ describe('locateKeys: sub-tables and arrays of tables', () => {
   });
 });
 
+describe('locateKeys: comments, multi-line strings, line endings', () => {
+  test('comments that look like keys or headers are not read', () => {
+    const text = ['# [fake]', 'a = 1 # b = 2', '[t] # [u]', 'c = [ # d = 1', '  1, # ]', '] # e = {', '  # f = 1', ''].join('\n');
+    const loc = locateKeys(text);
+    assertLocated(text, { a: 2, t: 3, 't.c': 4 }, loc);
+    assert.deepEqual(
+      loc.tables.map((t) => [t.path, t.lastContentLine]),
+      [['t', 6]],
+    );
+  });
+
+  test('multi-line strings holding "[", "=", quotes and line-ending backslashes', () => {
+    const text = [
+      'a = """', //          1
+      '[fake.table]',
+      'k = "v" \\',
+      '   [[fake]] \\"""',
+      'x = 1""""', //        5
+      "b = '''",
+      '[lit] = "\\"""',
+      "y = '' ''''",
+      '[real]', //           9
+      'c = """\\\\"""',
+      "d = '''C:\\dir\\'''",
+      'e = """"quoted" \\\\\\',
+      '"""',
+      'f = 1', //           14
+      '',
+    ].join('\n');
+    const loc = locateKeys(text);
+    assertLocated(text, { a: 1, b: 6, real: 9, 'real.c': 10, 'real.d': 11, 'real.e': 12, 'real.f': 14 }, loc);
+    assert.deepEqual(
+      loc.tables.map((t) => t.path),
+      ['real'],
+    );
+  });
+
+  test('CRLF line endings give the same lines as LF', () => {
+    const lf = ['# c', '[a]', 'x = """', 'line', '"""', '"q\\u0041" = { y = 1 } # c', '[[b]]', 'z = 1', ''].join('\n');
+    const expected = { a: 2, 'a.x': 3, 'a.qA': 6, 'a.qA.y': 6, b: 7, 'b[0]': 7, 'b[0].z': 8 };
+    assertLocated(lf, expected);
+    const crlf = lf.replaceAll('\n', '\r\n');
+    const loc = locateKeys(crlf);
+    assertLocated(crlf, expected, loc);
+    assert.deepEqual(
+      loc.tables.map((t) => [t.path, t.headerLine, t.lastContentLine]),
+      [
+        ['a', 2, 6],
+        ['b[0]', 7, 8],
+      ],
+    );
+  });
+
+  test('blanks after the last line, with no newline after them, are not a key', () => {
+    const text = '[t]\nx = 1\n  ';
+    const loc = locateKeys(text);
+    assertLocated(text, { t: 1, 't.x': 2 }, loc);
+    assert.equal(loc.tables[0]?.lastContentLine, 2);
+  });
+
+  test('a byte-order mark before the first key', () => {
+    const text = '\uFEFFfirst = 1\n[t]\nsecond = 2\n';
+    assertLocated(text, { first: 1, t: 2, 't.second': 3 });
+  });
+});
+

@@ -180,6 +180,8 @@ function elementPath(path: readonly string[], i: number): string[] {
  */
 export function locateKeys(text: string): KeyLocations {
   const s = new Scanner(text);
+  // Node reads a byte-order mark into the text; it is not part of the first key.
+  if (text.startsWith('\uFEFF')) s.pos = 1;
   const lines = new Map<string, number>();
   const tables: TableSpan[] = [];
   let prefix: string[] = [];
@@ -242,6 +244,8 @@ export function locateKeys(text: string): KeyLocations {
 
   while (!s.atEnd()) {
     s.skipSpaces();
+    // Spaces at the very end, with no newline after them, are not a key.
+    if (s.atEnd()) break;
     const ch = s.peek();
     if (ch === '\n' || ch === '\r') {
       s.advance();
