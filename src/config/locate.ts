@@ -11,7 +11,7 @@
  */
 
 export interface TableSpan {
-  /** Dotted path of the table header, e.g. `apps.blog`. */
+  /** Dotted path of the table header, e.g. `apps.blog`; an array of tables' element has its index: `srv[1].port[0]`. */
   path: string;
   /** 1-based line of the header. */
   headerLine: number;
@@ -103,14 +103,46 @@ class Scanner {
         return out;
       }
       const ch = this.advance();
-      if (escapes && ch === '\\') {
-        const next = this.advance();
-        out += next === 'n' ? '\n' : next === 't' ? '\t' : next;
-      } else {
-        out += ch;
-      }
+      out += escapes && ch === '\\' ? this.readEscape() : ch;
     }
     return out;
+  }
+
+  /**
+   * Decodes the escape after a backslash, as keys need: TOML 1.0's, and 1.1's
+   * \e and \xHH, which the parser accepts. A line-ending backslash (in values
+   * only, which are skipped) keeps its newline, so lines still count.
+   */
+  private readEscape(): string {
+    const ch = this.advance();
+    switch (ch) {
+      case 'b':
+        return '\b';
+      case 't':
+        return '\t';
+      case 'n':
+        return '\n';
+      case 'f':
+        return '\f';
+      case 'r':
+        return '\r';
+      case 'e':
+        return '\u001b';
+      case 'x':
+        return this.readCodePoint(2);
+      case 'u':
+        return this.readCodePoint(4);
+      case 'U':
+        return this.readCodePoint(8);
+    }
+    return ch; // \" and \\
+  }
+
+  private readCodePoint(digits: number): string {
+    let hex = '';
+    while (hex.length < digits && /[0-9A-Fa-f]/.test(this.peek())) hex += this.advance();
+    const code = Number.parseInt(hex, 16);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : '';
   }
 
   /** Reads a key: bare or quoted parts joined by dots. */
@@ -136,15 +168,24 @@ class Scanner {
   }
 }
 
+/** The path of an array's i-th element: `[i]` after the array's key (`servers[0]`). */
+function elementPath(path: readonly string[], i: number): string[] {
+  return [...path.slice(0, -1), `${path[path.length - 1] ?? ''}[${i}]`];
+}
+
 /**
  * Returns the line of every key and table header. Keys inside inline tables
- * are recorded under their full path (`apps.a.env.GREETING`).
+ * are recorded under their full path (`apps.a.env.GREETING`); a table in an
+ * array, of tables or inline, under its index (`servers[1].port`).
  */
 export function locateKeys(text: string): KeyLocations {
   const s = new Scanner(text);
+  // Node reads a byte-order mark into the text; it is not part of the first key.
+  if (text.startsWith('\uFEFF')) s.pos = 1;
   const lines = new Map<string, number>();
   const tables: TableSpan[] = [];
   let prefix: string[] = [];
+  /** Elements so far of each array of tables, by resolved path (`servers[1].port`). */
   const arrayCounts = new Map<string, number>();
 
   const record = (parts: string[], line: number): void => {
@@ -159,13 +200,16 @@ export function locateKeys(text: string): KeyLocations {
       s.readString();
     } else if (ch === '[') {
       s.advance();
-      for (;;) {
+      for (let i = 0; ; i++) {
         s.skipBlank();
         if (s.peek() === ']' || s.atEnd()) {
           s.advance();
           return;
         }
-        readValue(path);
+        // Two tables in one array may hold the same key: the index tells them apart.
+        const element = elementPath(path, i);
+        if (s.peek() === '{' || s.peek() === '[') record(element, s.line);
+        readValue(element);
         s.skipBlank();
         if (s.peek() === ',') s.advance();
       }
@@ -200,6 +244,8 @@ export function locateKeys(text: string): KeyLocations {
 
   while (!s.atEnd()) {
     s.skipSpaces();
+    // Spaces at the very end, with no newline after them, are not a key.
+    if (s.atEnd()) break;
     const ch = s.peek();
     if (ch === '\n' || ch === '\r') {
       s.advance();
@@ -216,18 +262,25 @@ export function locateKeys(text: string): KeyLocations {
       const parts = s.readKey();
       s.pos += isArray ? 2 : 1;
       closeLastTable(line - 1);
-      let path = joinKeyPath(parts);
-      if (isArray) {
-        const n = arrayCounts.get(path) ?? 0;
-        arrayCounts.set(path, n + 1);
-        record(parts, line);
-        path = `${path}[${n}]`;
-        prefix = [...parts.slice(0, -1), `${parts[parts.length - 1] ?? ''}[${n}]`];
-      } else {
-        prefix = parts;
+      // A header names the last element of every array of tables on its path
+      // (`[[srv.port]]` after a second `[[srv]]` is `srv[1].port[n]`).
+      prefix = [];
+      for (const [i, part] of parts.entries()) {
+        const table = [...prefix, part];
+        record(table, line);
+        const count = arrayCounts.get(joinKeyPath(table));
+        if (isArray && i === parts.length - 1) {
+          arrayCounts.set(joinKeyPath(table), (count ?? 0) + 1);
+          prefix = elementPath(table, count ?? 0);
+        } else if (count !== undefined) {
+          prefix = elementPath(table, count - 1);
+        } else {
+          prefix = table;
+          continue;
+        }
+        record(prefix, line);
       }
-      for (let i = 1; i <= parts.length; i++) record(parts.slice(0, i), line);
-      tables.push({ path, headerLine: line, endLine: 0, lastContentLine: line, isArray });
+      tables.push({ path: joinKeyPath(prefix), headerLine: line, endLine: 0, lastContentLine: line, isArray });
       s.skipToLineEnd();
       continue;
     }
