@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import toml from 'toml';
-import { joinKeyPath, lineOf, locateKeys, type KeyLocations } from '../src/config/locate.js';
+import { joinKeyPath, type KeyLocations, lineOf, locateKeys } from '../src/config/locate.js';
 
 /*
  * locate.ts is a second TOML lexer: it must find every key the real parser
@@ -56,7 +56,11 @@ function numbered(text: string): string {
 /** Asserts that locateKeys finds exactly the parser's keys, each on `expected`'s line. */
 function assertLocated(text: string, expected: Record<string, number>, loc: KeyLocations = locateKeys(text)): void {
   const parsed = [...parsedPaths(toml.parse(text) as Table)].sort();
-  assert.deepEqual(parsed, Object.keys(expected).sort(), `the parser's keys (the example's expectation is wrong):\n${numbered(text)}`);
+  assert.deepEqual(
+    parsed,
+    Object.keys(expected).sort(),
+    `the parser's keys (the example's expectation is wrong):\n${numbered(text)}`,
+  );
   assert.deepEqual(Object.fromEntries(loc.lines), expected, `located keys:\n${numbered(text)}`);
 }
 
@@ -84,7 +88,7 @@ describe('locateKeys: quoted keys', () => {
       'a"b': 1,
       'back\\slash': 2,
       '\b\t\n\f\r': 3,
-      'été': 4,
+      été: 4,
       '😀 smile': 5,
       '\u001b[0m A': 6,
       'raw\ttab é': 7,
@@ -92,7 +96,14 @@ describe('locateKeys: quoted keys', () => {
   });
 
   test('literal keys keep their backslashes; quoted keys may hold "#", "=", "[" and the other quote', () => {
-    const text = ["'C:\\temp\\new' = 1", `'say "hi"' = 2`, `"it's # [not] = a table" = 3`, "[tbl.'x\\u0041']", '"" = 4', ''].join('\n');
+    const text = [
+      "'C:\\temp\\new' = 1",
+      `'say "hi"' = 2`,
+      `"it's # [not] = a table" = 3`,
+      "[tbl.'x\\u0041']",
+      '"" = 4',
+      '',
+    ].join('\n');
     assertLocated(text, {
       'C:\\temp\\new': 1,
       'say "hi"': 2,
@@ -111,7 +122,9 @@ describe('locateKeys: dotted keys and inline tables', () => {
   });
 
   test('keys in inline tables, nested and dotted, under their full path', () => {
-    const text = ['[apps.web]', 'env = { A = "1", "B\\u0021" = "2", nested = { x.y = 1 } }', 'empty = {}', ''].join('\n');
+    const text = ['[apps.web]', 'env = { A = "1", "B\\u0021" = "2", nested = { x.y = 1 } }', 'empty = {}', ''].join(
+      '\n',
+    );
     assertLocated(text, {
       apps: 1,
       'apps.web': 1,
@@ -126,7 +139,16 @@ describe('locateKeys: dotted keys and inline tables', () => {
   });
 
   test('an inline table over several lines (TOML 1.1), with comments and a trailing comma', () => {
-    const text = ['env = {', '  A = "1", # B = "no"', '  # [not.a.table]', '  C = [1,', '    2],', '}', 'after = 1', ''].join('\n');
+    const text = [
+      'env = {',
+      '  A = "1", # B = "no"',
+      '  # [not.a.table]',
+      '  C = [1,',
+      '    2],',
+      '}',
+      'after = 1',
+      '',
+    ].join('\n');
     assertLocated(text, { env: 1, 'env.A': 2, 'env.C': 4, after: 7 });
   });
 
@@ -214,7 +236,16 @@ describe('locateKeys: sub-tables and arrays of tables', () => {
 
 describe('locateKeys: comments, multi-line strings, line endings', () => {
   test('comments that look like keys or headers are not read', () => {
-    const text = ['# [fake]', 'a = 1 # b = 2', '[t] # [u]', 'c = [ # d = 1', '  1, # ]', '] # e = {', '  # f = 1', ''].join('\n');
+    const text = [
+      '# [fake]',
+      'a = 1 # b = 2',
+      '[t] # [u]',
+      'c = [ # d = 1',
+      '  1, # ]',
+      '] # e = {',
+      '  # f = 1',
+      '',
+    ].join('\n');
     const loc = locateKeys(text);
     assertLocated(text, { a: 2, t: 3, 't.c': 4 }, loc);
     assert.deepEqual(
@@ -323,7 +354,13 @@ interface Node {
 }
 
 function child(parent: Node, name: string, kind: Kind): Node {
-  const node: Node = { kind, names: [...parent.names, name], path: [...parent.path, name], children: new Map(), elements: [] };
+  const node: Node = {
+    kind,
+    names: [...parent.names, name],
+    path: [...parent.path, name],
+    children: new Map(),
+    elements: [],
+  };
   parent.children.set(name, node);
   return node;
 }
@@ -331,22 +368,96 @@ function child(parent: Node, name: string, kind: Kind): Node {
 const BARE_CHARS = [...'abcxyzQRS0123456789_-'];
 /** Characters of quoted names: no '.' or ']', which would make joined paths ambiguous. */
 const NAME_CHARS = [...'abqZ09_- #=[{},"\'\\\t\n\r\b\f\u001b\u0000\u007féß€😀\u2028'];
-const NAMED_ESCAPES: Record<string, string> = { '\b': '\\b', '\t': '\\t', '\n': '\\n', '\f': '\\f', '\r': '\\r', '"': '\\"', '\\': '\\\\', '\u001b': '\\e' };
+const NAMED_ESCAPES: Record<string, string> = {
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\f': '\\f',
+  '\r': '\\r',
+  '"': '\\"',
+  '\\': '\\\\',
+  '\u001b': '\\e',
+};
 const SCALARS = [
-  '1', '-17', '+3', '1_000', '0xDEAD_beef', '0o755', '0b1101', '3.14', '-0.5e-3', '6.02E+23', 'inf', '-inf', 'nan',
-  'true', 'false', '1979-05-27T07:32:00Z', '1979-05-27 07:32:00.999-07:00', '1979-05-27T07:32:00', '1979-05-27', '07:32:00', '07:32',
+  '1',
+  '-17',
+  '+3',
+  '1_000',
+  '0xDEAD_beef',
+  '0o755',
+  '0b1101',
+  '3.14',
+  '-0.5e-3',
+  '6.02E+23',
+  'inf',
+  '-inf',
+  'nan',
+  'true',
+  'false',
+  '1979-05-27T07:32:00Z',
+  '1979-05-27 07:32:00.999-07:00',
+  '1979-05-27T07:32:00',
+  '1979-05-27',
+  '07:32:00',
+  '07:32',
 ];
 const STRING_CHARS = [...'ab Z9#=[]{},.\'"\\\té😀'];
 const LITERAL_CHARS = STRING_CHARS.filter((c) => c !== "'");
-const ML_BASIC_BITS = ['[fake.table]', '[[fake.array]]', 'key = "value"', "k = 'v'", '# hash', "'''", '""', '\\"""', '\\\\', '\\u00e9', '{ a = 1 }', '= [', 'a.b = 1', ']', '\\t'];
-const ML_LITERAL_BITS = ['[fake.table]', '[[fake]]', 'key = "v"', '"""', '\\n stays', 'C:\\dir\\', "'", "''", '# hash', 'x = {', '] }'];
-const COMMENT_BITS = ['[x]', '[[y]]', 'k = 1', '"', "'", '"""', "'''", '{', '}', ',', 'é', ' ', '\t', '#', '\\', 'z.w = "v"'];
+const ML_BASIC_BITS = [
+  '[fake.table]',
+  '[[fake.array]]',
+  'key = "value"',
+  "k = 'v'",
+  '# hash',
+  "'''",
+  '""',
+  '\\"""',
+  '\\\\',
+  '\\u00e9',
+  '{ a = 1 }',
+  '= [',
+  'a.b = 1',
+  ']',
+  '\\t',
+];
+const ML_LITERAL_BITS = [
+  '[fake.table]',
+  '[[fake]]',
+  'key = "v"',
+  '"""',
+  '\\n stays',
+  'C:\\dir\\',
+  "'",
+  "''",
+  '# hash',
+  'x = {',
+  '] }',
+];
+const COMMENT_BITS = [
+  '[x]',
+  '[[y]]',
+  'k = 1',
+  '"',
+  "'",
+  '"""',
+  "'''",
+  '{',
+  '}',
+  ',',
+  'é',
+  ' ',
+  '\t',
+  '#',
+  '\\',
+  'z.w = "v"',
+];
 
 class DocGen {
   text = '';
   line = 1;
   readonly expected = new Map<string, number>();
-  readonly tables: { path: string; headerLine: number; lastContentLine: number; isArray: boolean; endLine: number }[] = [];
+  readonly tables: { path: string; headerLine: number; lastContentLine: number; isArray: boolean; endLine: number }[] =
+    [];
   readonly root: Node = { kind: 'root', names: [], path: [], children: new Map(), elements: [] };
   readonly nl: string;
 
@@ -398,7 +509,8 @@ class DocGen {
   spell(name: string): string {
     const r = this.rng.int(10);
     if (/^[A-Za-z0-9_-]+$/.test(name) && r < 6) return name;
-    if (!/['\u0000-\u0008\u000a-\u001f\u007f]/.test(name) && r < 8) return `'${name}'`;
+    // A literal string cannot hold a quote or a control character (other than tab).
+    if (![...name].some((c) => c === "'" || (c < ' ' && c !== '\t') || c === '\u007f') && r < 8) return `'${name}'`;
     return `"${this.escape(name)}"`;
   }
 
@@ -460,7 +572,8 @@ class DocGen {
       this.emit(this.rng.pick(bits));
       const sep = this.rng.int(4);
       if (sep === 0) this.emit(' ');
-      else if (sep === 1 && basic) this.emit(`${this.ws()}\\${this.ws()}${this.nl}${this.ws()}`); // line-ending backslash
+      else if (sep === 1 && basic)
+        this.emit(`${this.ws()}\\${this.ws()}${this.nl}${this.ws()}`); // line-ending backslash
       else this.emit(this.nl);
     }
     // Up to two quotes of the delimiter's kind may end the content.
@@ -591,7 +704,9 @@ class DocGen {
     if (isArray) this.note(scope.path);
     const open = isArray ? '[[' : '[';
     const close = isArray ? ']]' : ']';
-    this.emit(`${this.ws()}${open}${this.ws()}${target.names.map((p) => this.spell(p)).join(this.dot())}${this.ws()}${close}`);
+    this.emit(
+      `${this.ws()}${open}${this.ws()}${target.names.map((p) => this.spell(p)).join(this.dot())}${this.ws()}${close}`,
+    );
     this.tables.push({ path: joinKeyPath(scope.path), headerLine: line, lastContentLine: line, isArray, endLine: 0 });
     this.endOfLine();
     this.section(scope);
@@ -652,12 +767,16 @@ describe('locateKeys against toml.parse on generated documents', () => {
   };
   /** deepEqual, with the document in the message only when it fails (building it each time is slow). */
   const same = (actual: unknown, expected: unknown, seed: number, doc: DocGen, what: string): void => {
-    if (!isDeepStrictEqual(actual, expected)) assert.deepEqual(actual, expected, `seed ${seed}: ${what}:\n${numbered(doc.text)}`);
+    if (!isDeepStrictEqual(actual, expected))
+      assert.deepEqual(actual, expected, `seed ${seed}: ${what}:\n${numbered(doc.text)}`);
   };
 
   test('the generator writes valid TOML and covers every feature', () => {
     assert.equal(docs.length, WANTED);
-    assert.ok(attempts - WANTED <= WANTED * 0.05, `${attempts - WANTED} of ${attempts} generated documents did not parse`);
+    assert.ok(
+      attempts - WANTED <= WANTED * 0.05,
+      `${attempts - WANTED} of ${attempts} generated documents did not parse`,
+    );
     const all = docs.map((d) => d.doc.text);
     const count = (re: RegExp): number => all.filter((t) => re.test(t)).length;
     const features: [string, RegExp][] = [
@@ -674,8 +793,8 @@ describe('locateKeys against toml.parse on generated documents', () => {
       ['array of tables', /^\s*\[\[/m],
       ['comment after a value', /= [^\n#]+#/],
       ['comment in an array', /,\s*#/],
-      ['multi-line basic string with [ and =', /"""[^]*?\[[^]*?=[^]*?"""/],
-      ['multi-line literal string with [ and =', /'''[^]*?\[[^]*?=[^]*?'''/],
+      ['multi-line basic string with [ and =', /"""[\s\S]*?\[[\s\S]*?=[\s\S]*?"""/],
+      ['multi-line literal string with [ and =', /'''[\s\S]*?\[[\s\S]*?=[\s\S]*?'''/],
       ['line-ending backslash', /\\[ \t]*\r?\n/],
       ['CRLF', /\r\n/],
       ['byte-order mark', /^\uFEFF/],
@@ -695,10 +814,18 @@ describe('locateKeys against toml.parse on generated documents', () => {
         const got = loc.lines.get(key);
         const want = doc.expected.get(key);
         if (got !== want) {
-          assert.fail(`seed ${seed}: ${JSON.stringify(key)} located on line ${got}, written on line ${want}:\n${numbered(doc.text)}`);
+          assert.fail(
+            `seed ${seed}: ${JSON.stringify(key)} located on line ${got}, written on line ${want}:\n${numbered(doc.text)}`,
+          );
         }
       }
-      same([...loc.lines.keys()].filter((k) => !doc.expected.has(k)), [], seed, doc, 'keys the parser does not have');
+      same(
+        [...loc.lines.keys()].filter((k) => !doc.expected.has(k)),
+        [],
+        seed,
+        doc,
+        'keys the parser does not have',
+      );
       keys += parsedKeys.length;
     }
     assert.ok(keys > WANTED * 10, `only ${keys} keys checked`);
