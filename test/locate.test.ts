@@ -174,10 +174,10 @@ describe('locateKeys: sub-tables and arrays of tables', () => {
     const loc = locateKeys(text);
     assertLocated(text, { a: 1, 'a.b': 1, 'a.b.x': 2, 'a.y': 5 }, loc);
     assert.deepEqual(
-      loc.tables.map((t) => [t.path, t.headerLine, t.lastContentLine, t.endLine]),
+      loc.tables.map((t) => [t.path, t.headerLine, t.lastContentLine]),
       [
-        ['a.b', 1, 2, 3],
-        ['a', 4, 5, 6],
+        ['a.b', 1, 2],
+        ['a', 4, 5],
       ],
     );
   });
@@ -221,14 +221,14 @@ describe('locateKeys: sub-tables and arrays of tables', () => {
       loc,
     );
     assert.deepEqual(
-      loc.tables.map((t) => [t.path, t.headerLine, t.isArray]),
+      loc.tables.map((t) => [t.path, t.headerLine]),
       [
-        ['srv[0]', 1, true],
-        ['srv[0].port[0]', 3, true],
-        ['srv[1]', 5, true],
-        ['srv[1].tls', 7, false],
-        ['srv[1].port[0]', 9, true],
-        ['srv[1].port[1]', 11, true],
+        ['srv[0]', 1],
+        ['srv[0].port[0]', 3],
+        ['srv[1]', 5],
+        ['srv[1].tls', 7],
+        ['srv[1].port[0]', 9],
+        ['srv[1].port[1]', 11],
       ],
     );
   });
@@ -456,8 +456,7 @@ class DocGen {
   text = '';
   line = 1;
   readonly expected = new Map<string, number>();
-  readonly tables: { path: string; headerLine: number; lastContentLine: number; isArray: boolean; endLine: number }[] =
-    [];
+  readonly tables: { path: string; headerLine: number; lastContentLine: number }[] = [];
   readonly root: Node = { kind: 'root', names: [], path: [], children: new Map(), elements: [] };
   readonly nl: string;
 
@@ -707,7 +706,7 @@ class DocGen {
     this.emit(
       `${this.ws()}${open}${this.ws()}${target.names.map((p) => this.spell(p)).join(this.dot())}${this.ws()}${close}`,
     );
-    this.tables.push({ path: joinKeyPath(scope.path), headerLine: line, lastContentLine: line, isArray, endLine: 0 });
+    this.tables.push({ path: joinKeyPath(scope.path), headerLine: line, lastContentLine: line });
     this.endOfLine();
     this.section(scope);
   }
@@ -733,10 +732,6 @@ class DocGen {
     if (end === 0) this.emit(this.comment());
     else if (end === 1) this.emit(this.rng.pick([' ', '\t', '  ']));
     else if (end === 2 && this.text.endsWith(this.nl)) this.text = this.text.slice(0, -this.nl.length);
-    const lastLine = this.text.split('\n').length;
-    this.tables.forEach((t, i) => {
-      t.endLine = (this.tables[i + 1]?.headerLine ?? lastLine + 1) - 1;
-    });
   }
 }
 

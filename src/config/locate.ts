@@ -15,16 +15,12 @@ export interface TableSpan {
   path: string;
   /** 1-based line of the header. */
   headerLine: number;
-  /** 1-based line of the last line that belongs to the table (before the next header). */
-  endLine: number;
   /**
    * 1-based line where the table's last key/value ends (the header line for
    * an empty table). Comments and blank lines after it, which usually belong
    * to whatever comes next, are not counted.
    */
   lastContentLine: number;
-  /** True for `[[array.of.tables]]`. */
-  isArray: boolean;
 }
 
 export interface KeyLocations {
@@ -237,11 +233,6 @@ export function locateKeys(text: string): KeyLocations {
     }
   };
 
-  const closeLastTable = (endLine: number): void => {
-    const last = tables[tables.length - 1];
-    if (last && last.endLine === 0) last.endLine = endLine;
-  };
-
   while (!s.atEnd()) {
     s.skipSpaces();
     // Spaces at the very end, with no newline after them, are not a key.
@@ -261,7 +252,6 @@ export function locateKeys(text: string): KeyLocations {
       s.pos += isArray ? 2 : 1;
       const parts = s.readKey();
       s.pos += isArray ? 2 : 1;
-      closeLastTable(line - 1);
       // A header names the last element of every array of tables on its path
       // (`[[srv.port]]` after a second `[[srv]]` is `srv[1].port[n]`).
       prefix = [];
@@ -280,7 +270,7 @@ export function locateKeys(text: string): KeyLocations {
         }
         record(prefix, line);
       }
-      tables.push({ path: joinKeyPath(prefix), headerLine: line, endLine: 0, lastContentLine: line, isArray });
+      tables.push({ path: joinKeyPath(prefix), headerLine: line, lastContentLine: line });
       s.skipToLineEnd();
       continue;
     }
@@ -295,7 +285,6 @@ export function locateKeys(text: string): KeyLocations {
     if (current) current.lastContentLine = s.line;
     s.skipToLineEnd();
   }
-  closeLastTable(s.line);
   return { lines, tables };
 }
 
