@@ -12,12 +12,12 @@ import { Drainer } from './control/drainer.js';
 import { OperationQueue } from './control/operation-queue.js';
 import { Reloader, type ReloadTrigger } from './control/reloader.js';
 import { StatusProjection } from './control/status.js';
+import { SupervisorFactory } from './control/supervisors.js';
 import type { EngineFactory } from './dataplane/engine.js';
 import { engineNamed, LocalDataPlane } from './dataplane/local-data-plane.js';
 import { ListenError } from './errors.js';
 import type { Logger } from './log.js';
-import { AppSupervisor } from './supervisor/app-supervisor.js';
-import { PortAllocator } from './supervisor/ports.js';
+import type { AppSupervisor } from './supervisor/app-supervisor.js';
 import type { ReloadOutcome } from './wire.js';
 
 export interface GatewayOptions {
@@ -47,7 +47,6 @@ export class Gateway {
   private readonly dataPlane: LocalDataPlane;
   private readonly apps: AppSet;
   private readonly reloader: Reloader;
-  private readonly operations: AdminOperations;
   private readonly admin: AdminEndpoint;
   private readonly newSupervisor: (app: AppConfig) => AppSupervisor;
   private watcher: ConfigWatcher | null = null;
@@ -71,48 +70,25 @@ export class Gateway {
       dataPlane.publish(table);
       return table.version;
     };
-    const restarts = new Map<string, number>();
-    const ports = new PortAllocator();
-    this.newSupervisor = (app) =>
-      new AppSupervisor(app, {
-        logger,
-        outputLogger: bulk,
-        ports,
-        onServingChange: (supervisor, upstreams) => {
-          apps.setRoutes(supervisor, upstreams);
-          publish();
-        },
-        onChildGone: (_supervisor, id) => dataPlane.forget([id]),
-        onRestart: (name) => void restarts.set(name, (restarts.get(name) ?? 0) + 1),
-      });
+    const supervisors = new SupervisorFactory({ logger, outputLogger: bulk, apps, dataPlane, publish });
+    this.newSupervisor = (app) => supervisors.create(app);
     const source = new ConfigSource(config.file, config.displayFile, options.configText ?? null);
-    const ops = new OperationQueue();
     const drainer = new Drainer(dataPlane, () => apps.current.gateway.drainTimeoutMs);
     const status = new StatusProjection(apps, () => dataPlane.stats());
-    this.reloader = new Reloader({
+    // Reloads and admin edits share the app set, the file and one operation queue.
+    const shared = {
       apps,
       dataPlane,
       source,
-      ops,
+      ops: new OperationQueue(),
       drainer,
       newSupervisor: this.newSupervisor,
       publish,
       logger,
-      onApplied: () => this.admin.rebind(apps.current.admin.listen),
-    });
-    const reloader = this.reloader;
-    this.operations = new AdminOperations({
-      apps,
-      source,
-      ops,
-      reloader,
-      drainer,
-      status,
-      newSupervisor: this.newSupervisor,
-      publish,
-      logger,
-    });
-    const operations = this.operations;
+    };
+    const reloader = new Reloader({ ...shared, onApplied: () => this.admin.rebind(apps.current.admin.listen) });
+    this.reloader = reloader;
+    const operations = new AdminOperations({ ...shared, reloader, status });
     const api: AdminApi = {
       configError: () => reloader.lastError,
       token: () => apps.current.admin.token,
@@ -125,7 +101,7 @@ export class Gateway {
     };
     const metrics: MetricsSource = {
       traffic: () => dataPlane.stats(),
-      restarts: () => restarts,
+      restarts: () => supervisors.restarts,
       apps: () => status.all(),
       reloadCounts: () => reloader.counts,
     };

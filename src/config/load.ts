@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import toml from 'toml';
 import {
@@ -8,18 +8,12 @@ import {
   parseListen,
   parseTrustedProxy,
 } from '../addresses.js';
-import { normalizeConfigHost } from '../routing/host.js';
 import { hostOwners } from '../routing/owners.js';
-import { ConfigError, type ConfigIssue } from './errors.js';
-import { type KeyLocations, lineOf, locateKeys } from './locate.js';
-import {
-  type AdminSettings,
-  APP_NAME_PATTERN,
-  type AppConfig,
-  DEFAULTS,
-  type GatewayConfig,
-  type GatewaySettings,
-} from './schema.js';
+import { validateApp } from './app-table.js';
+import { ConfigError } from './errors.js';
+import { locateKeys } from './locate.js';
+import { type AdminSettings, type AppConfig, DEFAULTS, type GatewayConfig, type GatewaySettings } from './schema.js';
+import { isTable, type Table, Validator } from './validator.js';
 
 export interface LoadOptions {
   /** Environment for NANO_ADMIN_TOKEN; defaults to process.env. */
@@ -27,11 +21,6 @@ export interface LoadOptions {
   /** How to name the file in messages; defaults to the path as given. */
   displayFile?: string;
 }
-
-type Table = Record<string, unknown>;
-
-/** Node's timers cap: a longer delay would fire after 1 ms. Every *_ms key stays within it. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 const TOP_KEYS = new Set(['gateway', 'admin', 'apps']);
 const GATEWAY_KEYS = new Set([
@@ -44,90 +33,6 @@ const GATEWAY_KEYS = new Set([
   'access_log',
 ]);
 const ADMIN_KEYS = new Set(['listen', 'token']);
-/** The keys of an app table, in the order the contract lists them. */
-export const APP_KEY_ORDER: readonly string[] = [
-  'hosts',
-  'entry',
-  'cwd',
-  'args',
-  'node_args',
-  'env',
-  'max_memory_mb',
-  'health_path',
-  'ready_timeout_ms',
-  'kill_timeout_ms',
-  'instances',
-];
-export const APP_KEYS = new Set(APP_KEY_ORDER);
-
-function isTable(value: unknown): value is Table {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
-
-/** Collects issues while walking the parsed document, each with its key's line. */
-class Validator {
-  readonly issues: ConfigIssue[] = [];
-  constructor(
-    readonly file: string,
-    readonly locations: KeyLocations,
-  ) {}
-
-  fail(keyPath: readonly string[], message: string): void {
-    this.issues.push({ file: this.file, line: lineOf(this.locations, keyPath), key: keyPath.join('.'), message });
-  }
-
-  unknownKeys(table: Table, allowed: Set<string>, at: readonly string[]): void {
-    for (const key of Object.keys(table)) {
-      if (!allowed.has(key)) {
-        const known = [...allowed].join(', ');
-        this.fail([...at, key], `unknown key (expected one of: ${known})`);
-      }
-    }
-  }
-
-  wholeNumber(
-    table: Table,
-    key: string,
-    at: readonly string[],
-    fallback: number,
-    min: number,
-    max = MAX_TIMER_MS,
-  ): number {
-    const value = table[key];
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value)) {
-      this.fail([...at, key], `expected a whole number, got ${describe(value)}`);
-      return fallback;
-    }
-    if (value < min || value > max) {
-      const range = `from ${min} to ${max}`;
-      this.fail([...at, key], `must be ${range}, got ${value}`);
-      return fallback;
-    }
-    return value;
-  }
-
-  stringArray(table: Table, key: string, at: readonly string[]): string[] | undefined {
-    const value = table[key];
-    if (value === undefined) return undefined;
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-      this.fail([...at, key], 'expected an array of strings');
-      return undefined;
-    }
-    return value as string[];
-  }
-
-  string(table: Table, key: string, at: readonly string[]): string | undefined {
-    const value = table[key];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'string') {
-      this.fail([...at, key], `expected a string, got ${describe(value)}`);
-      return undefined;
-    }
-    return value;
-  }
-}
-
 function validateGateway(
   v: Validator,
   raw: unknown,
@@ -201,102 +106,6 @@ function validateAdmin(v: Validator, raw: unknown, env: NodeJS.ProcessEnv): Admi
     );
   }
   return { listen, token };
-}
-
-/**
- * Validates one `[apps.NAME]` table, recording issues on `v`. Returns the
- * best-effort result even when invalid, so that checks across apps (host
- * clashes) still run.
- */
-function validateApp(v: Validator, name: string, raw: unknown, baseDir: string): AppConfig | undefined {
-  const at = ['apps', name];
-  if (!APP_NAME_PATTERN.test(name)) {
-    v.fail(at, 'invalid app name: use 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
-  }
-  if (!isTable(raw)) {
-    v.fail(at, `expected a table, got ${describe(raw)}`);
-    return undefined;
-  }
-  v.unknownKeys(raw, APP_KEYS, at);
-
-  const hosts: string[] = [];
-  if (raw.hosts === undefined) v.fail([...at, 'hosts'], 'required: at least one host');
-  else {
-    const list = v.stringArray(raw, 'hosts', at);
-    if (list && list.length === 0) v.fail([...at, 'hosts'], 'expected at least one host');
-    for (const h of list ?? []) {
-      const res = normalizeConfigHost(h);
-      if (!res.ok) v.fail([...at, 'hosts'], res.reason);
-      else if (hosts.includes(res.host)) v.fail([...at, 'hosts'], `host "${res.host}" is listed twice`);
-      else hosts.push(res.host);
-    }
-  }
-
-  let entry = '';
-  if (raw.entry === undefined) v.fail([...at, 'entry'], "required: the path of the app's main file");
-  else {
-    const text = v.string(raw, 'entry', at);
-    if (text !== undefined) {
-      entry = path.resolve(baseDir, text);
-      const kind = statKind(entry);
-      if (kind !== 'file')
-        v.fail([...at, 'entry'], kind === 'missing' ? `file not found: ${entry}` : `not a file: ${entry}`);
-    }
-  }
-
-  let cwd = entry ? path.dirname(entry) : baseDir;
-  const cwdText = v.string(raw, 'cwd', at);
-  if (cwdText !== undefined) {
-    cwd = path.resolve(baseDir, cwdText);
-    const kind = statKind(cwd);
-    if (kind !== 'dir')
-      v.fail([...at, 'cwd'], kind === 'missing' ? `directory not found: ${cwd}` : `not a directory: ${cwd}`);
-  }
-
-  const env: Record<string, string> = {};
-  if (raw.env !== undefined) {
-    if (!isTable(raw.env)) v.fail([...at, 'env'], `expected a table of strings, got ${describe(raw.env)}`);
-    else {
-      for (const [key, value] of Object.entries(raw.env)) {
-        if (key === '' || key.includes('=') || key.includes('\0')) v.fail([...at, 'env', key], 'invalid variable name');
-        else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-          env[key] = String(value);
-        else v.fail([...at, 'env', key], `expected a string, got ${describe(value)}`);
-      }
-    }
-  }
-
-  let healthPath: string | null = null;
-  const health = v.string(raw, 'health_path', at);
-  if (health !== undefined) {
-    if (!health.startsWith('/')) v.fail([...at, 'health_path'], `must start with "/", got ${JSON.stringify(health)}`);
-    else healthPath = health;
-  }
-
-  const app: AppConfig = {
-    name,
-    hosts,
-    entry,
-    cwd,
-    args: v.stringArray(raw, 'args', at) ?? [],
-    nodeArgs: v.stringArray(raw, 'node_args', at) ?? [],
-    env,
-    maxMemoryMb: v.wholeNumber(raw, 'max_memory_mb', at, DEFAULTS.maxMemoryMb, 16, 1_048_576),
-    healthPath,
-    readyTimeoutMs: v.wholeNumber(raw, 'ready_timeout_ms', at, DEFAULTS.readyTimeoutMs, 1),
-    killTimeoutMs: v.wholeNumber(raw, 'kill_timeout_ms', at, DEFAULTS.killTimeoutMs, 0),
-    instances: v.wholeNumber(raw, 'instances', at, DEFAULTS.instances, 1, 256),
-  };
-  return app;
-}
-
-function statKind(p: string): 'file' | 'dir' | 'other' | 'missing' {
-  try {
-    const st = statSync(p);
-    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return 'missing';
-  }
 }
 
 /** Reports a host claimed by two apps, on the later app's `hosts` line. */

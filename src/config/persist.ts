@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { APP_KEY_ORDER } from './load.js';
+import { APP_KEY_ORDER } from './app-table.js';
 import { locateKeys } from './locate.js';
 
 /**

@@ -1,6 +1,7 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { UpstreamFailureKind } from './engine.js';
 
 /**
  * The gateway's own answers (SPEC §7): short plain text naming the app or
@@ -43,4 +44,38 @@ export function answerOnSocket(
       'connection: close\r\n\r\n' +
       body,
   );
+}
+
+/** The gateway's answer when a child failed a request before its response started. */
+export function failureAnswer(app: string, kind: UpstreamFailureKind, timeoutMs: number): [number, string] {
+  if (kind === 'timeout') return [504, `gateway timeout: app "${app}" sent no response within ${timeoutMs} ms`];
+  if (kind === 'protocol') return [502, `bad gateway: app "${app}" sent an invalid response`];
+  return [502, `bad gateway: app "${app}" refused or reset the connection`];
+}
+
+/**
+ * What makes a parsed request one the gateway refuses (README, the
+ * gateway's own answers). Node's parser takes a request line without a
+ * version as HTTP/0.9, which has no headers, no Host and no status line:
+ * nothing an app should be handed. Other major versions (`HTTP/2.0` in an
+ * HTTP/1 request line) get 505. RFC 9112 §3.2: an HTTP/1.1 request needs
+ * exactly one Host header; Node keeps only the first of several, so the raw
+ * headers are counted.
+ */
+export function requestProblem(req: IncomingMessage): { status: number; message: string } | null {
+  if (req.httpVersionMajor !== 1) {
+    return req.httpVersionMajor === 0
+      ? { status: 400, message: 'bad request: a request line without an HTTP version (HTTP/0.9)' }
+      : { status: 505, message: `HTTP version not supported: HTTP/${req.httpVersion}` };
+  }
+  const raw = req.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) count++;
+  }
+  if (count > 1) return { status: 400, message: 'bad request: more than one Host header' };
+  if (count === 0 && req.httpVersionMinor >= 1)
+    return { status: 400, message: 'bad request: HTTP/1.1 request without a Host header' };
+  return null;
 }

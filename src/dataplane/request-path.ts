@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
-import { hostNameOf } from '../routing/host.js';
-import { RouteTable, type RouteTableData } from '../routing/table.js';
-import { answer, answerOnSocket } from './answers.js';
+import type { RouteTable, RouteTableData } from '../routing/table.js';
+import { answer, answerOnSocket, failureAnswer, requestProblem } from './answers.js';
 import type { DataPlaneSettings } from './data-plane.js';
 import type { EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
 import { type ClientProtocol, clientAddress, TrustedProxies } from './forwarded.js';
@@ -11,7 +10,7 @@ import type { RequestHandler } from './listener.js';
 import { ProxyRequest } from './request.js';
 import { retryAction } from './retry.js';
 import type { StatsRegistry } from './stats.js';
-import { AppTarget } from './target.js';
+import { type AppTarget, TargetCompiler } from './target.js';
 import type { UpstreamRegistry } from './upstream.js';
 import { WaitQueues } from './wait-queue.js';
 
@@ -48,9 +47,7 @@ export class RequestPath implements RequestHandler, EngineHooks {
   private engine: ProxyEngine | null = null;
   private readonly queues: WaitQueues;
   private readonly log: Logger;
-  private readonly accessLogger: Logger;
-  /** Per-app children of the access logger, so the app name is serialised once, not per request. */
-  private readonly appAccessLoggers = new Map<string, Logger>();
+  private readonly targets: TargetCompiler;
   private settings: DataPlaneSettings;
   private trusted: TrustedProxies;
   private readonly proto: ClientProtocol;
@@ -62,14 +59,14 @@ export class RequestPath implements RequestHandler, EngineHooks {
   private readonly onClientClose: (this: TaggedResponse) => void;
   private readonly onSocketClose: (this: TaggedSocket) => void;
 
-  constructor(private readonly options: RequestPathOptions) {
+  constructor(options: RequestPathOptions) {
     this.log = options.logger;
-    this.accessLogger = options.accessLogger;
+    this.targets = new TargetCompiler(options.accessLogger, options.stats, options.upstreams);
     this.settings = options.settings;
     this.trusted = new TrustedProxies(options.settings.trustedProxies);
     this.proto = options.proto ?? 'http';
     this.queues = new WaitQueues((request) => this.notReady(request));
-    this.table = this.compile(EMPTY_TABLE);
+    this.table = this.targets.compile(EMPTY_TABLE, this.settings.accessLog);
 
     // Created once and bound through `this`, so that no closure is made per request.
     const path = this;
@@ -98,12 +95,12 @@ export class RequestPath implements RequestHandler, EngineHooks {
     this.settings = settings;
     this.trusted = new TrustedProxies(settings.trustedProxies);
     // Targets carry their logger: rebuild them so the change applies to the next request.
-    if (accessChanged) this.table = this.compile(this.table.data);
+    if (accessChanged) this.table = this.targets.compile(this.table.data, settings.accessLog);
   }
 
   /** Swaps in a new route table in one assignment, then lets waiting requests try again. */
   publish(data: RouteTableData): void {
-    this.table = this.compile(data);
+    this.table = this.targets.compile(data, this.settings.accessLog);
     for (const request of this.queues.takeAll()) {
       const target = this.table.get(request.target.name) ?? this.table.lookup(request.host);
       if (target === undefined) {
@@ -243,12 +240,7 @@ export class RequestPath implements RequestHandler, EngineHooks {
       },
       'upstream request failed',
     );
-    const [status, message] =
-      failure.kind === 'timeout'
-        ? [504, `gateway timeout: app "${app}" sent no response within ${this.settings.upstreamTimeoutMs} ms`]
-        : failure.kind === 'protocol'
-          ? [502, `bad gateway: app "${app}" sent an invalid response`]
-          : [502, `bad gateway: app "${app}" refused or reset the connection`];
+    const [status, message] = failureAnswer(app, failure.kind, this.settings.upstreamTimeoutMs);
     this.reply(request, status, message);
   }
 
@@ -300,56 +292,4 @@ export class RequestPath implements RequestHandler, EngineHooks {
       for (const resolve of waiters) resolve();
     }
   }
-
-  private accessFor(app: string): Logger | null {
-    if (!this.settings.accessLog) return null;
-    let logger = this.appAccessLoggers.get(app);
-    if (!logger) {
-      logger = this.accessLogger.child({ app });
-      this.appAccessLoggers.set(app, logger);
-    }
-    return logger;
-  }
-
-  private compile(data: RouteTableData): RouteTable<AppTarget> {
-    const { stats, upstreams } = this.options;
-    return new RouteTable(
-      data,
-      (app) =>
-        new AppTarget(
-          app.name,
-          app.upstreams.map((u) => upstreams.resolve(u)),
-          stats.for(app.name),
-          this.accessFor(app.name),
-          hostNameOf(app.hosts),
-        ),
-    );
-  }
-}
-
-/**
- * What makes a parsed request one the gateway refuses (README, the
- * gateway's own answers). Node's parser takes a request line without a
- * version as HTTP/0.9, which has no headers, no Host and no status line:
- * nothing an app should be handed. Other major versions (`HTTP/2.0` in an
- * HTTP/1 request line) get 505. RFC 9112 §3.2: an HTTP/1.1 request needs
- * exactly one Host header; Node keeps only the first of several, so the raw
- * headers are counted.
- */
-function requestProblem(req: IncomingMessage): { status: number; message: string } | null {
-  if (req.httpVersionMajor !== 1) {
-    return req.httpVersionMajor === 0
-      ? { status: 400, message: 'bad request: a request line without an HTTP version (HTTP/0.9)' }
-      : { status: 505, message: `HTTP version not supported: HTTP/${req.httpVersion}` };
-  }
-  const raw = req.rawHeaders;
-  let count = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) count++;
-  }
-  if (count > 1) return { status: 400, message: 'bad request: more than one Host header' };
-  if (count === 0 && req.httpVersionMinor >= 1)
-    return { status: 400, message: 'bad request: HTTP/1.1 request without a Host header' };
-  return null;
 }

@@ -1,6 +1,8 @@
 import type { Logger } from '../log.js';
-import type { AppStats } from './stats.js';
-import type { Upstream } from './upstream.js';
+import { hostNameOf } from '../routing/host.js';
+import { RouteTable, type RouteTableData } from '../routing/table.js';
+import type { AppStats, StatsRegistry } from './stats.js';
+import type { Upstream, UpstreamRegistry } from './upstream.js';
 
 /** An app as one route table sees it: its ready upstreams and a balancing cursor. */
 export class AppTarget {
@@ -41,5 +43,40 @@ export class AppTarget {
       if (best === undefined || candidate.inFlight < best.inFlight) best = candidate;
     }
     return best;
+  }
+}
+
+/** Turns a route table's plain data into the request path's targets: upstream objects, counters, access loggers. */
+export class TargetCompiler {
+  /** Per-app children of the access logger, so the app name is serialised once, not per request. */
+  private readonly appAccessLoggers = new Map<string, Logger>();
+
+  constructor(
+    private readonly accessLogger: Logger,
+    private readonly stats: StatsRegistry,
+    private readonly upstreams: UpstreamRegistry,
+  ) {}
+
+  compile(data: RouteTableData, accessLog: boolean): RouteTable<AppTarget> {
+    return new RouteTable(
+      data,
+      (app) =>
+        new AppTarget(
+          app.name,
+          app.upstreams.map((u) => this.upstreams.resolve(u)),
+          this.stats.for(app.name),
+          accessLog ? this.accessFor(app.name) : null,
+          hostNameOf(app.hosts),
+        ),
+    );
+  }
+
+  private accessFor(app: string): Logger {
+    let logger = this.appAccessLoggers.get(app);
+    if (!logger) {
+      logger = this.accessLogger.child({ app });
+      this.appAccessLoggers.set(app, logger);
+    }
+    return logger;
   }
 }

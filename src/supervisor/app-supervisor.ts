@@ -2,13 +2,11 @@ import type { AppConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { UpstreamAddress } from '../routing/table.js';
 import { AppChild, type ChildExit, describeExit } from './child.js';
-import { Generation, type InstanceSlot } from './generation.js';
+import { type AppState, Generation, type InstanceInfo, type InstanceSlot } from './generation.js';
 import type { PortAllocator } from './ports.js';
-import { waitUntilReady } from './readiness.js';
+import { AppStartError, waitUntilReady } from './readiness.js';
 
-export { Generation };
-
-export type AppState = 'starting' | 'ready' | 'restarting' | 'failed';
+export { AppStartError, type AppState, Generation, type InstanceInfo };
 
 /**
  * What a supervisor tells its owner, the control plane. It knows nothing
@@ -26,26 +24,6 @@ export interface SupervisorContext {
   onChildGone(app: AppSupervisor, upstreamId: string): void;
   /** A crashed or failed child is about to be started again (for the restarts counter). */
   onRestart(app: string): void;
-}
-
-/** A start of an app's children that did not become ready. */
-export class AppStartError extends Error {
-  override readonly name = 'AppStartError';
-  constructor(
-    readonly app: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** One instance of the serving generation, as the status projection shows it. */
-export interface InstanceInfo {
-  pid: number | null;
-  port: number;
-  state: string;
-  startedAt: number;
-  restarts: number;
 }
 
 let childSequence = 0;
@@ -210,39 +188,17 @@ export class AppSupervisor {
 
   /** Upstreams of the serving generation that may take requests. */
   servingUpstreams(): UpstreamAddress[] {
-    const out: UpstreamAddress[] = [];
     const gen = this.current;
-    if (!gen?.serving) return out;
-    for (const slot of gen.slots) {
-      const child = slot.child;
-      if (child?.state === 'ready') out.push({ id: child.id, host: '127.0.0.1', port: child.port });
-    }
-    return out;
+    return gen?.serving ? gen.readyUpstreams() : [];
   }
 
   /** The app's state (README, Admin API: `state`). */
   state(): AppState {
-    const gen = this.current;
-    if (!gen) return 'starting';
-    if (gen.slots.some((s) => s.child?.state === 'ready')) return 'ready';
-    if (gen.slots.some((s) => s.lastStartFailed)) return 'failed';
-    if (gen.slots.some((s) => s.crashed)) return 'restarting';
-    return 'starting';
+    return this.current?.state() ?? 'starting';
   }
 
   instances(): InstanceInfo[] {
-    const gen = this.current;
-    if (!gen) return [];
-    return gen.slots.map((slot) => {
-      const child = slot.child;
-      return {
-        pid: child?.pid ?? null,
-        port: child?.port ?? 0,
-        state: child ? (child.alive ? child.state : slot.restartTimer ? 'restarting' : 'exited') : 'starting',
-        startedAt: child?.startedAt ?? 0,
-        restarts: slot.restarts,
-      };
-    });
+    return this.current?.instances() ?? [];
   }
 
   private newGeneration(config: AppConfig): Generation {

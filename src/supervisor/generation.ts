@@ -1,4 +1,5 @@
 import type { AppConfig } from '../config/schema.js';
+import type { UpstreamAddress } from '../routing/table.js';
 import { RestartBackoff } from './backoff.js';
 import type { AppChild } from './child.js';
 
@@ -13,6 +14,17 @@ export class InstanceSlot {
   /** A ready child crashed and is being restarted (SPEC §6 `restarting`). */
   crashed = false;
   constructor(readonly index: number) {}
+}
+
+export type AppState = 'starting' | 'ready' | 'restarting' | 'failed';
+
+/** One instance of a generation, as the status projection shows it. */
+export interface InstanceInfo {
+  pid: number | null;
+  port: number;
+  state: string;
+  startedAt: number;
+  restarts: number;
 }
 
 /** The children started from one version of an app's config. */
@@ -38,5 +50,36 @@ export class Generation {
     const out: AppChild[] = [];
     for (const slot of this.slots) if (slot.child?.alive) out.push(slot.child);
     return out;
+  }
+
+  /** Its ready children, as the route table names them. */
+  readyUpstreams(): UpstreamAddress[] {
+    const out: UpstreamAddress[] = [];
+    for (const slot of this.slots) {
+      const child = slot.child;
+      if (child?.state === 'ready') out.push({ id: child.id, host: '127.0.0.1', port: child.port });
+    }
+    return out;
+  }
+
+  /** The app's state while this generation serves (README, Admin API: `state`). */
+  state(): AppState {
+    if (this.slots.some((s) => s.child?.state === 'ready')) return 'ready';
+    if (this.slots.some((s) => s.lastStartFailed)) return 'failed';
+    if (this.slots.some((s) => s.crashed)) return 'restarting';
+    return 'starting';
+  }
+
+  instances(): InstanceInfo[] {
+    return this.slots.map((slot) => {
+      const child = slot.child;
+      return {
+        pid: child?.pid ?? null,
+        port: child?.port ?? 0,
+        state: child ? (child.alive ? child.state : slot.restartTimer ? 'restarting' : 'exited') : 'starting',
+        startedAt: child?.startedAt ?? 0,
+        restarts: slot.restarts,
+      };
+    });
   }
 }

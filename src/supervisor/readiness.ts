@@ -10,6 +10,17 @@ export interface ReadinessProbe {
   signal: AbortSignal;
 }
 
+/** A start of an app's children that did not become ready. */
+export class AppStartError extends Error {
+  override readonly name = 'AppStartError';
+  constructor(
+    readonly app: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export class NotReadyError extends Error {
   override readonly name = 'NotReadyError';
 }
