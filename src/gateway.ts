@@ -12,12 +12,12 @@ import { Drainer } from './control/drainer.js';
 import { OperationQueue } from './control/operation-queue.js';
 import { Reloader, type ReloadTrigger } from './control/reloader.js';
 import { StatusProjection } from './control/status.js';
+import type { SupervisedApp } from './control/supervised.js';
 import { SupervisorFactory } from './control/supervisors.js';
 import type { EngineFactory } from './dataplane/engine.js';
 import { engineNamed, LocalDataPlane } from './dataplane/local-data-plane.js';
 import { ListenError } from './errors.js';
 import type { Logger } from './log.js';
-import type { AppSupervisor } from './supervisor/app-supervisor.js';
 import type { ReloadOutcome } from './wire.js';
 
 export interface GatewayOptions {
@@ -48,7 +48,7 @@ export class Gateway {
   private readonly apps: AppSet;
   private readonly reloader: Reloader;
   private readonly admin: AdminEndpoint;
-  private readonly newSupervisor: (app: AppConfig) => AppSupervisor;
+  private readonly newSupervisor: (app: AppConfig) => SupervisedApp;
   private watcher: ConfigWatcher | null = null;
   private stopping: Promise<void> | null = null;
 

@@ -16,7 +16,7 @@ export interface AdminTarget {
 
 /**
  * Where the admin API is and how to authenticate: `--admin`/`--token` win,
- * then NANO_ADMIN_TOKEN, then the config file's `[admin]` (SPEC §9). The
+ * then NANO_ADMIN_TOKEN, then the config file's `[admin]` (README, Command line). The
  * file is read leniently: only `[admin]` matters here, so a config with a
  * broken app still lets `status` run.
  */

@@ -4,7 +4,7 @@ import { normalizeConfigHost } from '../routing/host.js';
 import { APP_NAME_PATTERN, type AppConfig, DEFAULTS } from './schema.js';
 import { describe, isTable, type Validator } from './validator.js';
 
-/** The keys of an app table, in the order the contract lists them. */
+/** The keys of an app table, in the order the README's reference lists them. */
 export const APP_KEY_ORDER: readonly string[] = [
   'hosts',
   'entry',

@@ -1,6 +1,6 @@
 import type { AppConfig } from './schema.js';
 
-/** How a new config differs from the running one, app by app (SPEC §6). */
+/** How a new config differs from the running one, app by app (README, Reloading: diff). */
 export interface AppDiff {
   added: AppConfig[];
   removed: AppConfig[];

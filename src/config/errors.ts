@@ -15,7 +15,7 @@ export function formatConfigIssue(issue: ConfigIssue): string {
 
 /**
  * An invalid config. `message` is the first issue in file order, in the
- * contract's `file:line: key: message` form; `issues` holds all of them.
+ * README's `file:line: key: message` form; `issues` holds all of them.
  */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -1,7 +1,7 @@
 /**
  * Finds where keys and tables sit in a TOML document.
  *
- * The TOML parser reports positions only for syntax errors, but the contract
+ * The TOML parser reports positions only for syntax errors, but the README
  * wants every config error to name the line of the key it is about, and the
  * admin API (issue 5) edits app tables in place. Both need a map from a
  * dotted key path to its line, and the line span of each table. This scanner

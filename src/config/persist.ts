@@ -6,7 +6,7 @@ import { locateKeys } from './locate.js';
 
 /**
  * Edits nano.toml as text, so that everything the edit is not about
- * (comments, order, formatting of other apps) stays byte for byte (SPEC §8).
+ * (comments, order, formatting of other apps) stays byte for byte (README, Admin API: changes are written into nano.toml).
  */
 
 /** The config file cannot be edited in the way asked. */
@@ -44,7 +44,7 @@ function tomlValue(value: unknown, key: string): string {
   throw new ConfigEditError(`unsupported value ${JSON.stringify(value)}`, key);
 }
 
-/** One `[apps.NAME]` table with the given keys, in the contract's order (unknown keys last, for validation to reject). */
+/** One `[apps.NAME]` table with the given keys, in the README's order (unknown keys last, for validation to reject). */
 export function appTableToml(name: string, keys: Record<string, unknown>): string {
   const known = APP_KEY_ORDER.filter((k) => k in keys);
   const unknown = Object.keys(keys).filter((k) => !APP_KEY_ORDER.includes(k));

@@ -6,7 +6,6 @@ import { GatewayOpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeConfigHost } from '../routing/host.js';
 import { hostOwners } from '../routing/owners.js';
-import type { AppSupervisor, Generation } from '../supervisor/app-supervisor.js';
 import type { AppJson } from '../wire.js';
 import type { AppSet } from './app-set.js';
 import type { ConfigSource } from './config-source.js';
@@ -15,6 +14,7 @@ import type { OperationQueue } from './operation-queue.js';
 import { effectiveDefault } from './plan.js';
 import type { Reloader } from './reloader.js';
 import type { StatusProjection } from './status.js';
+import type { GenerationHandle, SupervisedApp } from './supervised.js';
 
 export interface AdminOperationsOptions {
   apps: AppSet;
@@ -23,7 +23,7 @@ export interface AdminOperationsOptions {
   reloader: Reloader;
   drainer: Drainer;
   status: StatusProjection;
-  newSupervisor(app: AppConfig): AppSupervisor;
+  newSupervisor(app: AppConfig): SupervisedApp;
   /** Publishes the app set's route table. */
   publish(): void;
   logger: Logger;
@@ -135,7 +135,7 @@ export class AdminOperations {
       if (failed) return this.startFailedApp(failed.config);
       const supervisor = apps.supervisor(name);
       if (!supervisor) throw new GatewayOpError('not_found', `no app named "${name}"`);
-      let gen: Generation;
+      let gen: GenerationHandle;
       try {
         gen = await supervisor.prepare(supervisor.config);
       } catch (err) {
@@ -164,7 +164,7 @@ export class AdminOperations {
         `host "${clash}" is served by app "${owners.get(clash)}"; the file must change first`,
       );
     }
-    let started: { supervisor: AppSupervisor; gen: Generation };
+    let started: { supervisor: SupervisedApp; gen: GenerationHandle };
     try {
       started = await this.startNewApp(app);
     } catch (err) {
@@ -180,7 +180,7 @@ export class AdminOperations {
   }
 
   /** A supervisor for an app that is not running yet, with its first generation ready; `not_ready` otherwise. */
-  private async startNewApp(app: AppConfig): Promise<{ supervisor: AppSupervisor; gen: Generation }> {
+  private async startNewApp(app: AppConfig): Promise<{ supervisor: SupervisedApp; gen: GenerationHandle }> {
     const supervisor = this.options.newSupervisor(app);
     this.options.apps.track(supervisor);
     try {

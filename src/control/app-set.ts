@@ -1,6 +1,6 @@
 import type { AppConfig, GatewayConfig } from '../config/schema.js';
 import type { RouteTableData, UpstreamAddress } from '../routing/table.js';
-import type { AppSupervisor } from '../supervisor/app-supervisor.js';
+import type { SupervisedApp } from './supervised.js';
 
 /** An app in the file that is not running: its start failed (README, Reloading). */
 export interface FailedApp {
@@ -22,11 +22,11 @@ export interface FailedApp {
  */
 export class AppSet {
   private config: GatewayConfig;
-  private readonly supervisors = new Map<string, AppSupervisor>();
+  private readonly supervisors = new Map<string, SupervisedApp>();
   private readonly failed = new Map<string, FailedApp>();
   private readonly routes = new Map<string, UpstreamAddress[]>();
   private fileOrder: string[];
-  private readonly live = new Set<AppSupervisor>();
+  private readonly live = new Set<SupervisedApp>();
   private tableVersion = 0;
 
   constructor(config: GatewayConfig) {
@@ -44,7 +44,7 @@ export class AppSet {
     return this.fileOrder;
   }
 
-  supervisor(name: string): AppSupervisor | undefined {
+  supervisor(name: string): SupervisedApp | undefined {
     return this.supervisors.get(name);
   }
 
@@ -62,22 +62,22 @@ export class AppSet {
   }
 
   /** Supervisors that still have children, for shutdown. */
-  liveSupervisors(): AppSupervisor[] {
+  liveSupervisors(): SupervisedApp[] {
     return [...this.live];
   }
 
   /** A supervisor whose children are starting (not routed yet) is live too. */
-  track(supervisor: AppSupervisor): void {
+  track(supervisor: SupervisedApp): void {
     this.live.add(supervisor);
   }
 
   /** Its children have stopped, or it never started any. */
-  untrack(supervisor: AppSupervisor): void {
+  untrack(supervisor: SupervisedApp): void {
     this.live.delete(supervisor);
   }
 
   /** Start-up: each app of the running config gets its supervisor. */
-  attach(name: string, supervisor: AppSupervisor): void {
+  attach(name: string, supervisor: SupervisedApp): void {
     this.supervisors.set(name, supervisor);
     this.live.add(supervisor);
   }
@@ -87,12 +87,12 @@ export class AppSet {
    * crashed, a generation was promoted). Events of a supervisor that no
    * longer runs its app (removed, draining) change nothing.
    */
-  setRoutes(supervisor: AppSupervisor, upstreams: UpstreamAddress[]): void {
+  setRoutes(supervisor: SupervisedApp, upstreams: UpstreamAddress[]): void {
     if (this.supervisors.get(supervisor.name) === supervisor) this.routes.set(supervisor.name, upstreams);
   }
 
   /** An app added at run time (admin API), now ready: it runs, at the end of the file. */
-  admit(app: AppConfig, supervisor: AppSupervisor): void {
+  admit(app: AppConfig, supervisor: SupervisedApp): void {
     this.supervisors.set(app.name, supervisor);
     this.live.add(supervisor);
     this.routes.set(app.name, supervisor.servingUpstreams());
@@ -101,7 +101,7 @@ export class AppSet {
   }
 
   /** Takes an app out of the set (admin API); returns its supervisor, still live, for the caller to drain. */
-  remove(name: string, defaultApp: string | null): AppSupervisor | undefined {
+  remove(name: string, defaultApp: string | null): SupervisedApp | undefined {
     const supervisor = this.supervisors.get(name);
     this.supervisors.delete(name);
     this.routes.delete(name);
@@ -117,7 +117,7 @@ export class AppSet {
   }
 
   /** A failed app started after all (restart): it runs now, in its place in the file. */
-  recover(app: AppConfig, supervisor: AppSupervisor): void {
+  recover(app: AppConfig, supervisor: SupervisedApp): void {
     this.failed.delete(app.name);
     this.supervisors.set(app.name, supervisor);
     this.live.add(supervisor);
@@ -136,10 +136,10 @@ export class AppSet {
   swap(
     next: GatewayConfig,
     running: { apps: AppConfig[]; defaultApp: string | null },
-    promoted: ReadonlyMap<string, AppSupervisor>,
+    promoted: ReadonlyMap<string, SupervisedApp>,
     failed: ReadonlyMap<string, string>,
-  ): AppSupervisor[] {
-    const removed: AppSupervisor[] = [];
+  ): SupervisedApp[] {
+    const removed: SupervisedApp[] = [];
     const names = new Set(running.apps.map((a) => a.name));
     for (const [name, supervisor] of this.supervisors) {
       if (names.has(name)) continue;

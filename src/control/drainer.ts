@@ -1,5 +1,5 @@
 import type { DataPlane } from '../dataplane/data-plane.js';
-import type { AppSupervisor, Generation } from '../supervisor/app-supervisor.js';
+import type { GenerationHandle, SupervisedApp } from './supervised.js';
 
 /**
  * The end of every swap (README, Reloading, step 5): an old generation, out
@@ -7,7 +7,7 @@ import type { AppSupervisor, Generation } from '../supervisor/app-supervisor.js'
  * and WebSockets finish, up to drain_timeout_ms), then its children stop.
  */
 export class Drainer {
-  private readonly retiring = new Map<Generation, Promise<void>>();
+  private readonly retiring = new Map<GenerationHandle, Promise<void>>();
 
   constructor(
     private readonly dataPlane: DataPlane,
@@ -16,7 +16,7 @@ export class Drainer {
   ) {}
 
   /** Retires one generation; asked twice, the same drain is returned. */
-  retire(supervisor: AppSupervisor, gen: Generation): Promise<void> {
+  retire(supervisor: SupervisedApp, gen: GenerationHandle): Promise<void> {
     const running = this.retiring.get(gen);
     if (running) return running;
     const done = (async () => {
@@ -33,7 +33,7 @@ export class Drainer {
    * right after a reload or restart) finish their drains; a generation
    * still starting stops at once. Then nothing of the app runs.
    */
-  async retireApp(supervisor: AppSupervisor): Promise<void> {
+  async retireApp(supervisor: SupervisedApp): Promise<void> {
     await Promise.all(
       supervisor
         .liveGenerations()

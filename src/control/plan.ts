@@ -6,7 +6,7 @@ import { describeChanges, type ReloadSummary } from '../wire.js';
  * The config that will actually run after a reload in which some apps failed
  * to start: a failed change keeps the app's running version, a failed add is
  * left out, and an app whose new hosts collide with a host still served by a
- * kept old version is held back too (SPEC §6). Returns the apps in the new
+ * kept old version is held back too (README, Reloading). Returns the apps in the new
  * file's order and the reasons for everything held back.
  */
 export function effectiveApps(

@@ -4,13 +4,13 @@ import { ConfigError } from '../config/errors.js';
 import type { AppConfig, GatewayConfig } from '../config/schema.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import type { Logger } from '../log.js';
-import type { AppSupervisor, Generation } from '../supervisor/app-supervisor.js';
 import type { ReloadOutcome, ReloadSummary } from '../wire.js';
 import type { AppSet } from './app-set.js';
 import type { ConfigSource } from './config-source.js';
 import type { Drainer } from './drainer.js';
 import type { OperationQueue } from './operation-queue.js';
 import { effectiveApps, effectiveDefault, summaryLine } from './plan.js';
+import type { GenerationHandle, SupervisedApp } from './supervised.js';
 
 export type ReloadTrigger = 'file' | 'signal' | 'admin';
 
@@ -27,7 +27,7 @@ export interface ReloaderOptions {
   ops: OperationQueue;
   drainer: Drainer;
   /** A supervisor for an app that has none yet (not started, not tracked). */
-  newSupervisor(app: AppConfig): AppSupervisor;
+  newSupervisor(app: AppConfig): SupervisedApp;
   /** Publishes the app set's route table; returns its version. */
   publish(): number;
   logger: Logger;
@@ -115,7 +115,7 @@ export class Reloader {
 
     // 1. Provision: every new generation fully started before anything changes.
     const startFailures = new Map<string, string>();
-    const prepared = new Map<string, { supervisor: AppSupervisor; gen: Generation; isNew: boolean }>();
+    const prepared = new Map<string, { supervisor: SupervisedApp; gen: GenerationHandle; isNew: boolean }>();
     await Promise.all(
       [...diff.added, ...diff.changed].map(async (app) => {
         const existing = apps.supervisor(app.name);
@@ -150,8 +150,8 @@ export class Reloader {
 
     // 3. Swap, synchronously: promotions, the new app set and one route table.
     const drains: Array<Promise<void>> = [];
-    const promoted = new Map<string, AppSupervisor>();
-    const retired: Array<[AppSupervisor, Generation]> = [];
+    const promoted = new Map<string, SupervisedApp>();
+    const retired: Array<[SupervisedApp, GenerationHandle]> = [];
     for (const [name, { supervisor, gen, isNew }] of prepared) {
       if (failed.has(name)) {
         drains.push(supervisor.discard(gen).then(() => (isNew ? apps.untrack(supervisor) : undefined)));

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { AppSupervisor } from '../supervisor/app-supervisor.js';
 import { PortAllocator } from '../supervisor/ports.js';
 import type { AppSet } from './app-set.js';
+import type { SupervisedApp } from './supervised.js';
 
 /**
  * Makes supervisors whose events the control plane acts on: a change of
@@ -26,7 +27,7 @@ export class SupervisorFactory {
     },
   ) {}
 
-  create(app: AppConfig): AppSupervisor {
+  create(app: AppConfig): SupervisedApp {
     const { logger, outputLogger, apps, dataPlane, publish } = this.options;
     return new AppSupervisor(app, {
       logger,

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { UpstreamFailureKind } from './engine.js';
 
 /**
- * The gateway's own answers (SPEC §7): short plain text naming the app or
+ * The gateway's own answers (README, the gateway's own answers): short plain text naming the app or
  * host. When the response has already started there is nothing honest to
  * send, so the connection is cut and the client sees a truncated response.
  */

@@ -1,6 +1,6 @@
 /**
  * Host names as the router compares them: lower case, no port, no brackets
- * around an IPv6 literal, no trailing dot (SPEC §4).
+ * around an IPv6 literal, no trailing dot (README, Routing and proxying).
  */
 
 const COLON = 58;

@@ -1,5 +1,5 @@
 /**
- * Restart delays for a crashing child (SPEC §6): 100 ms doubling to 30 s,
+ * Restart delays for a crashing child (README, How apps are run: crashes): 100 ms doubling to 30 s,
  * back to the start once a child has stayed up for 60 s.
  */
 export class RestartBackoff {

@@ -29,7 +29,7 @@ export interface ChildSpec {
   port: number;
 }
 
-/** The argv after `node`: memory cap, our preload, the app's node flags, entry, args (SPEC §5). */
+/** The argv after `node`: memory cap, our preload, the app's node flags, entry, args (README, How apps are run). */
 export function childArgv(app: AppConfig): string[] {
   return [
     `--max-old-space-size=${app.maxMemoryMb}`,
@@ -41,7 +41,7 @@ export function childArgv(app: AppConfig): string[] {
   ];
 }
 
-/** The gateway's environment, then the app's, then what the gateway decides (SPEC §5). */
+/** The gateway's environment, then the app's, then what the gateway decides (README, How apps are run). */
 export function childEnv(app: AppConfig, port: number, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(base)) if (value !== undefined) env[key] = value;

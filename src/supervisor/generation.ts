@@ -9,9 +9,9 @@ export class InstanceSlot {
   restarts = 0;
   readonly backoff = new RestartBackoff();
   restartTimer: NodeJS.Timeout | null = null;
-  /** The latest start never became ready (SPEC §6 `failed`). Cleared when a start succeeds. */
+  /** The latest start never became ready (README, Admin API: state `failed`). Cleared when a start succeeds. */
   lastStartFailed = false;
-  /** A ready child crashed and is being restarted (SPEC §6 `restarting`). */
+  /** A ready child crashed and is being restarted (README, Admin API: state `restarting`). */
   crashed = false;
   constructor(readonly index: number) {}
 }

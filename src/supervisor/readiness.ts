@@ -28,7 +28,7 @@ export class NotReadyError extends Error {
 const HOST = '127.0.0.1';
 
 /**
- * Resolves once the child is ready (SPEC §5): its port accepts a connection
+ * Resolves once the child is ready (README, How apps are run: readiness): its port accepts a connection
  * and, with a health path, GET answers 2xx. Rejects with the last reason
  * when the deadline passes or the child exits.
  */
