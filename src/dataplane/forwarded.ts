@@ -66,6 +66,19 @@ export function isHopByHopHeader(name: string): boolean {
 /** The client's protocol, as X-Forwarded-Proto names it. */
 export type ClientProtocol = 'http' | 'https';
 
+/** What the forwarded headers of one request are made from (a ProxyRequest has it all). */
+export interface ForwardingFacts {
+  /** The client's address as the child should see it in X-Forwarded-For. */
+  client: string;
+  /** The Host the client sent, if any. */
+  host: string | undefined;
+  /** The client is a trusted proxy: its X-Forwarded-* are kept. */
+  trusted: boolean;
+  proto: ClientProtocol;
+  /** The app's name as a Host value, for a request that came without one. */
+  hostName: string;
+}
+
 /*
  * The one forwarded-headers policy (README, Routing and proxying): the
  * client's X-Forwarded-* are replaced, unless the client is a trusted
@@ -108,18 +121,11 @@ function connectionTokens(value: string | undefined): Set<string> | null {
 }
 
 /** X-Forwarded-* by the policy, and a missing Host as the app's name, on a headers object (WebSocket upgrades keep their hop-by-hop headers). */
-export function setForwardedHeaders(
-  headers: IncomingHttpHeaders,
-  client: string,
-  host: string | undefined,
-  trusted: boolean,
-  proto: ClientProtocol,
-  hostName: string,
-): void {
-  const forHeader = forwardedFor(headers, client, trusted);
-  const hostHeader = forwardedHost(headers, host, trusted);
-  const protoHeader = forwardedProto(headers, proto, trusted);
-  if (headers.host === undefined) headers.host = hostName;
+export function setForwardedHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): void {
+  const forHeader = forwardedFor(headers, facts.client, facts.trusted);
+  const hostHeader = forwardedHost(headers, facts.host, facts.trusted);
+  const protoHeader = forwardedProto(headers, facts.proto, facts.trusted);
+  if (headers.host === undefined) headers.host = facts.hostName;
   headers['x-forwarded-for'] = forHeader;
   if (hostHeader !== undefined) headers['x-forwarded-host'] = hostHeader;
   else delete headers['x-forwarded-host'];
@@ -132,20 +138,13 @@ export function setForwardedHeaders(
  * X-Forwarded-* are set by the policy, a missing Host becomes the app's
  * name. Transfer-Encoding stays: it tells that engine how to frame the body.
  */
-export function rewriteRequestHeaders(
-  headers: IncomingHttpHeaders,
-  client: string,
-  host: string | undefined,
-  trusted: boolean,
-  proto: ClientProtocol,
-  hostName: string,
-): void {
+export function rewriteRequestHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): void {
   const named = connectionTokens(headers.connection as string | undefined);
   if (named) for (const name of named) delete headers[name];
   for (const name of HOP_BY_HOP_HEADERS)
     if (name !== 'transfer-encoding' && headers[name] !== undefined) delete headers[name];
   if (headers.expect !== undefined) delete headers.expect;
-  setForwardedHeaders(headers, client, host, trusted, proto, hostName);
+  setForwardedHeaders(headers, facts);
 }
 
 /**
@@ -160,13 +159,9 @@ export function rewriteRequestHeaders(
 export function upstreamRequestHeaders(
   raw: readonly string[],
   headers: IncomingHttpHeaders,
-  client: string,
-  host: string | undefined,
-  trusted: boolean,
-  proto: ClientProtocol,
-  hostName: string,
+  facts: ForwardingFacts,
 ): string[] {
-  const out: string[] = host === undefined ? ['host', hostName] : [];
+  const out: string[] = facts.host === undefined ? ['host', facts.hostName] : [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -182,9 +177,9 @@ export function upstreamRequestHeaders(
   const named = connectionTokens(connection);
   if (named)
     for (let i = out.length - 2; i >= 0; i -= 2) if (named.has((out[i] as string).toLowerCase())) out.splice(i, 2);
-  out.push('x-forwarded-for', forwardedFor(headers, client, trusted));
-  const hostHeader = forwardedHost(headers, host, trusted);
+  out.push('x-forwarded-for', forwardedFor(headers, facts.client, facts.trusted));
+  const hostHeader = forwardedHost(headers, facts.host, facts.trusted);
   if (hostHeader !== undefined) out.push('x-forwarded-host', hostHeader);
-  out.push('x-forwarded-proto', forwardedProto(headers, proto, trusted));
+  out.push('x-forwarded-proto', forwardedProto(headers, facts.proto, facts.trusted));
   return out;
 }

@@ -84,14 +84,7 @@ export class HttpProxyEngine implements ProxyEngine {
     const pool = this.pool(upstream);
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      rewriteRequestHeaders(
-        req.headers,
-        request.client,
-        request.host,
-        request.trusted,
-        request.proto,
-        request.target.hostName,
-      );
+      rewriteRequestHeaders(req.headers, request);
     }
     this.proxy.web(
       req,
@@ -114,14 +107,7 @@ export class HttpProxyEngine implements ProxyEngine {
     request.engineState = state;
     if (!request.headersPrepared) {
       request.headersPrepared = true;
-      setForwardedHeaders(
-        req.headers,
-        request.client,
-        request.host,
-        request.trusted,
-        request.proto,
-        request.target.hostName,
-      );
+      setForwardedHeaders(req.headers, request);
     }
     const target = (request.upstream as Upstream).url;
     this.proxy.ws(req, request.socket as Socket, request.head ?? undefined, { target }, this.onWsError as never);

@@ -49,6 +49,11 @@ export class ProxyRequest {
     readonly head: Buffer | null = null,
   ) {}
 
+  /** The app's name as a Host value, for a request that came without one. */
+  get hostName(): string {
+    return this.target.hostName;
+  }
+
   get isUpgrade(): boolean {
     return this.res === null;
   }

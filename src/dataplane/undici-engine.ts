@@ -191,15 +191,7 @@ export class UndiciEngine implements ProxyEngine {
       {
         path,
         method: req.method ?? 'GET',
-        headers: upstreamRequestHeaders(
-          req.rawHeaders,
-          req.headers,
-          request.client,
-          request.host,
-          request.trusted,
-          request.proto,
-          request.target.hostName,
-        ),
+        headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request),
         body: hasNoBody(req) ? null : req,
         // The deadline list enforces upstream_timeout_ms.
         headersTimeout: 0,
