@@ -224,6 +224,32 @@ describe('proxy', () => {
     await assertServing(gwTimed, 'slow.test', 'slowpoke');
   });
 
+  test('an upload that takes longer than upstream_timeout_ms is not cut: the timeout counts from the end of the body', async () => {
+    const chunks = 10;
+    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: gwTimed.port, method: 'POST', path: '/hash', headers: { host: 'slow.test' } },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      // 10 chunks 200 ms apart: about 2 s of upload against a 1000 ms timeout.
+      let sent = 0;
+      const next = (): void => {
+        req.write('x'.repeat(1000));
+        if (++sent < chunks) setTimeout(next, 200);
+        else req.end();
+      };
+      next();
+    });
+    assert.equal(reply.status, 200, reply.body);
+    assert.equal((JSON.parse(reply.body) as { bytes: number }).bytes, chunks * 1000);
+  });
+
   // ---- 3. malformed requests ----------------------------------------------
 
   test('400 for a malformed request line and for Content-Length with Transfer-Encoding; 431 for ~20 KB of headers', async () => {

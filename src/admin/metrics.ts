@@ -1,5 +1,5 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
-import { DURATION_BUCKETS, type TrafficSnapshot } from '../dataplane/stats.js';
+import { type AppTraffic, DURATION_BUCKETS, type TrafficSnapshot } from '../dataplane/stats.js';
 import type { AppJson } from '../wire.js';
 
 /** What the metrics page is made from: plain data from the data plane and the control plane. */
@@ -11,6 +11,14 @@ export interface MetricsSource {
   apps(): AppJson[];
   reloadCounts(): { ok: number; partial: number; invalid: number };
 }
+
+const NO_TRAFFIC: AppTraffic = {
+  requests: 0,
+  statusClasses: [0, 0, 0, 0, 0, 0],
+  durationCounts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+  durationSumSeconds: 0,
+  upstreamErrors: { 502: 0, 503: 0, 504: 0 },
+};
 
 function label(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -42,7 +50,13 @@ export class MetricsRenderer {
     const metric = (name: string, type: string, help: string): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     };
-    const stats = Object.entries(this.source.traffic());
+    const traffic = this.source.traffic();
+    const statuses = this.source.apps();
+    const restarts = this.source.restarts();
+    // Every app the gateway has known has its series: counters live for the gateway's life, and an
+    // app that never served (its start failed) shows zeros.
+    const names = new Set([...Object.keys(traffic), ...statuses.map((a) => a.name), ...restarts.keys()]);
+    const stats = [...names].map((name) => [name, traffic[name] ?? NO_TRAFFIC] as const);
 
     metric('nano_requests_total', 'counter', 'Requests answered, by app and status class.');
     for (const [app, s] of stats) {
@@ -73,12 +87,8 @@ export class MetricsRenderer {
     }
 
     metric('nano_restarts_total', 'counter', 'Children started again after a crash or a failed start, by app.');
-    const restarts = this.source.restarts();
-    for (const app of new Set([...stats.map(([name]) => name), ...restarts.keys()])) {
-      out.push(`nano_restarts_total{app="${label(app)}"} ${restarts.get(app) ?? 0}`);
-    }
+    for (const [app] of stats) out.push(`nano_restarts_total{app="${label(app)}"} ${restarts.get(app) ?? 0}`);
 
-    const statuses = this.source.apps();
     metric('nano_children_up', 'gauge', 'Ready children, by app.');
     for (const app of statuses) {
       out.push(`nano_children_up{app="${label(app.name)}"} ${app.instances.filter((i) => i.state === 'ready').length}`);

@@ -15,13 +15,13 @@ export class Drainer {
     private readonly drainTimeoutMs: () => number,
   ) {}
 
-  /** Retires one generation; asked twice, the same drain is returned. */
-  retire(supervisor: SupervisedApp, gen: GenerationHandle): Promise<void> {
+  /** Retires one generation (by the current drain_timeout_ms unless given); asked twice, the same drain is returned. */
+  retire(supervisor: SupervisedApp, gen: GenerationHandle, timeoutMs = this.drainTimeoutMs()): Promise<void> {
     const running = this.retiring.get(gen);
     if (running) return running;
     const done = (async () => {
       const ids = supervisor.beginDrain(gen);
-      await this.dataPlane.drain(ids, this.drainTimeoutMs());
+      await this.dataPlane.drain(ids, timeoutMs);
       await supervisor.stopGeneration(gen);
     })().finally(() => this.retiring.delete(gen));
     this.retiring.set(gen, done);

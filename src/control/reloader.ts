@@ -170,11 +170,12 @@ export class Reloader {
     dataPlane.configure(next.gateway);
     const version = this.options.publish();
     this.log.info({ table: version }, 'routing table swapped');
+    // 4. Drain what was replaced, at once: the generations a change replaced by the drain_timeout_ms
+    // they ran under; the caller waits for the drains, later operations need not.
+    for (const [supervisor, old] of retired)
+      drains.push(drainer.retire(supervisor, old, previous.gateway.drainTimeoutMs));
     this.warnAboutRestartOnlyKeys(previous, next);
     await this.options.onApplied(previous);
-
-    // 4. Drain what was replaced; the caller waits for it, later operations need not.
-    for (const [supervisor, old] of retired) drains.push(drainer.retire(supervisor, old));
     for (const supervisor of removed) drains.push(drainer.retireApp(supervisor).then(() => apps.untrack(supervisor)));
     const summary: ReloadSummary = {
       added: diff.added.map((a) => a.name).filter((n) => !failed.has(n)),

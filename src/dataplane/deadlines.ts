@@ -62,7 +62,8 @@ export class Deadlines {
     else list.tail.deadlineNext = entry;
     list.tail = entry;
     this.size++;
-    // Started by the first entry and stopped by a sweep that finds none, so a steady trickle of requests does not arm a timer each.
+    // Started by the first entry and stopped by a sweep that finds none: under load one interval serves
+    // every request; below one request per tick it is armed about once per request.
     if (this.timer === null) {
       this.timer = setInterval(sweepDeadlines, this.tickMs, this);
       this.timer.unref();

@@ -202,8 +202,14 @@ export class RequestPath implements RequestHandler, EngineHooks {
     const failed = request.upstream;
     this.releaseUpstream(request);
     if (request.closed || request.responseStarted) return;
-    // A retry goes by the current table: the child that failed may belong to a generation now draining.
-    request.target = this.table.get(request.target.name) ?? request.target;
+    // A retry goes by the current table: the child that failed may belong to a generation now draining,
+    // or to an app that is gone (its upstreams drained and forgotten): then the host says where to go.
+    const current = this.table.get(request.target.name) ?? this.table.lookup(request.host);
+    if (current === undefined) {
+      this.reply(request, 404, `no app for host "${request.host ?? ''}"`);
+      return;
+    }
+    request.target = current;
     const refused = failure.kind === 'refused';
     const action = retryAction({
       failure,

@@ -68,11 +68,29 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
     private readonly request: ProxyRequest,
     private readonly hooks: EngineHooks,
     private readonly deadlines: Deadlines,
+    /** upstream_timeout_ms for this attempt. */
+    private readonly timeoutMs: number,
+    /** The request has a body to send. */
+    private readonly hasBody: boolean,
   ) {}
 
   onConnect(abort: (reason?: Error) => void): void {
     this.abortUpstream = abort;
     if (this.request.closed || this.timedOut) abort();
+  }
+
+  /**
+   * A body on its way is not a child that does not answer: while its bytes
+   * flow the deadline moves on, and it counts from the body's end (as
+   * undici's own header timer did), so a long upload is not cut at
+   * upstream_timeout_ms; a child that stops reading it still is.
+   */
+  onBodySent(): void {
+    if (!this.done && !this.started) this.deadlines.add(this, this.timeoutMs);
+  }
+
+  onRequestSent(): void {
+    if (this.hasBody && !this.done && !this.started) this.deadlines.add(this, this.timeoutMs);
   }
 
   /** Called by the deadline list: no response headers within upstream_timeout_ms. */
@@ -181,7 +199,8 @@ export class UndiciEngine implements ProxyEngine {
       upstream.pool = pool;
     }
     const req = request.req;
-    const attempt = new ForwardAttempt(request, this.hooks, this.deadlines);
+    const body = hasNoBody(req) ? null : req;
+    const attempt = new ForwardAttempt(request, this.hooks, this.deadlines, timeoutMs, body !== null);
     request.engineState = attempt;
     this.deadlines.add(attempt, timeoutMs);
     let path = req.url ?? '/';
@@ -192,7 +211,7 @@ export class UndiciEngine implements ProxyEngine {
         path,
         method: req.method ?? 'GET',
         headers: upstreamRequestHeaders(req.rawHeaders, req.headers, request),
-        body: hasNoBody(req) ? null : req,
+        body,
         // The deadline list enforces upstream_timeout_ms.
         headersTimeout: 0,
         bodyTimeout: 0,

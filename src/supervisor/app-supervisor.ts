@@ -139,6 +139,7 @@ export class AppSupervisor {
   beginDrain(gen: Generation): string[] {
     gen.serving = false;
     gen.retired = true;
+    gen.draining = true;
     const ids: string[] = [];
     for (const slot of gen.slots) {
       this.cancelRestart(slot);
@@ -160,9 +161,8 @@ export class AppSupervisor {
         this.cancelRestart(slot);
         const child = slot.child;
         if (!child?.alive) return;
-        const draining = child.state === 'draining';
         const exit = await child.stop();
-        if (draining)
+        if (gen.draining)
           this.log.info({ pid: child.pid, generation: gen.id, exit: describeExit(exit) }, 'old instance stopped');
       }),
     );

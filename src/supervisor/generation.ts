@@ -33,6 +33,8 @@ export class Generation {
   /** Only the serving generation restarts crashed children and is in the route table. */
   serving = false;
   retired = false;
+  /** Retired as an old generation (not thrown away, not stopped at shutdown): its stop is logged. */
+  draining = false;
 
   constructor(
     readonly id: number,
