@@ -88,6 +88,8 @@ export function errorMessage(reply: AdminReply): string {
   const error = (reply.body as { error?: { message?: string } })?.error;
   return (
     error?.message ??
-    `unexpected answer ${reply.status}: ${typeof reply.body === 'string' ? reply.body.slice(0, 200) : JSON.stringify(reply.body)}`
+    `unexpected answer ${reply.status}: ${
+      typeof reply.body === 'string' ? reply.body.slice(0, 200) : JSON.stringify(reply.body)
+    }`
   );
 }

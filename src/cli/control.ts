@@ -64,7 +64,10 @@ export async function runStatus(args: CliArgs): Promise<number> {
   return 0;
 }
 
-/** `nano-gateway reload`: POST /admin/reload and print what changed. Exit 1 if the config was rejected or an app failed. */
+/**
+ * `nano-gateway reload`: POST /admin/reload and print what changed. Exit 1
+ * if the config was rejected or an app failed.
+ */
 export async function runReload(args: CliArgs): Promise<number> {
   const reply = await adminRequest(target(args), 'POST', '/admin/reload');
   if (reply.status !== 200) throw new CliError(`reload rejected: ${errorMessage(reply)}`);
@@ -73,7 +76,8 @@ export async function runReload(args: CliArgs): Promise<number> {
   for (const f of summary.failed) process.stdout.write(`failed ${f.name}: ${f.error}\n`);
   if (summary.failed.length > 0) {
     process.stderr.write(
-      `nano-gateway: ${summary.failed.length} app${summary.failed.length === 1 ? '' : 's'} kept their running version (see above)\n`,
+      `nano-gateway: ${summary.failed.length} app${summary.failed.length === 1 ? '' : 's'} ` +
+        'kept their running version (see above)\n',
     );
     return 1;
   }

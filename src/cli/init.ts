@@ -13,7 +13,8 @@ export function runInit(args: CliArgs): number {
   const existing = files.filter((f) => existsSync(f.file)).map((f) => path.relative(process.cwd(), f.file) || f.file);
   if (existing.length > 0) {
     process.stderr.write(
-      `nano-gateway init: ${existing.join(' and ')} already exist${existing.length === 1 ? 's' : ''}; nothing written\n`,
+      `nano-gateway init: ${existing.join(' and ')} already exist${existing.length === 1 ? 's' : ''}; ` +
+        'nothing written\n',
     );
     return 1;
   }

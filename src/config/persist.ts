@@ -6,7 +6,8 @@ import { locateKeys } from './locate.js';
 
 /**
  * Edits nano.toml as text, so that everything the edit is not about
- * (comments, order, formatting of other apps) stays byte for byte (README, Admin API: changes are written into nano.toml).
+ * (comments, order, formatting of other apps) stays byte for byte
+ * (README, Admin API: changes are written into nano.toml).
  */
 
 /** The config file cannot be edited in the way asked. */

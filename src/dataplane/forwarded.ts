@@ -44,7 +44,10 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
-/** Request headers the gateway does not pass on: the hop-by-hop ones, `Expect` (it answers that itself) and X-Forwarded-*, which it sets. */
+/**
+ * Request headers the gateway does not pass on: the hop-by-hop ones,
+ * `Expect` (it answers that itself) and X-Forwarded-*, which it sets.
+ */
 const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   ...HOP_BY_HOP_HEADERS,
   'expect',
@@ -120,7 +123,10 @@ function connectionTokens(value: string | undefined): Set<string> | null {
   return named.size > 0 ? named : null;
 }
 
-/** X-Forwarded-* by the policy, and a missing Host as the app's name, on a headers object (WebSocket upgrades keep their hop-by-hop headers). */
+/**
+ * X-Forwarded-* by the policy, and a missing Host as the app's name, on a
+ * headers object (WebSocket upgrades keep their hop-by-hop headers).
+ */
 export function setForwardedHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): void {
   const forHeader = forwardedFor(headers, facts.client, facts.trusted);
   const hostHeader = forwardedHost(headers, facts.host, facts.trusted);

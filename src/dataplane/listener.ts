@@ -63,7 +63,8 @@ export class HttpListener {
       this.onUpgrade(req, socket, head),
     );
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
-    // A forward proxy's method: this gateway tunnels nothing (nginx answers 400 too; README, the gateway's own answers).
+    // A forward proxy's method: this gateway tunnels nothing (nginx answers 400 too;
+    // README, the gateway's own answers).
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', noop);
       answerOnSocket(socket, 400, 'bad request: CONNECT is not supported');
