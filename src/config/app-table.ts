@@ -1,8 +1,9 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import { describeValue as describe } from '../addresses.js';
 import { normalizeConfigHost } from '../routing/host.js';
 import { APP_NAME_PATTERN, type AppConfig, DEFAULTS } from './schema.js';
-import { describe, isTable, type Validator } from './validator.js';
+import { isTable, type Validator } from './validator.js';
 
 /** The keys of an app table, in the order the README's reference lists them. */
 export const APP_KEY_ORDER: readonly string[] = [

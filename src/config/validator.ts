@@ -2,8 +2,6 @@ import { describeValue as describe } from '../addresses.js';
 import type { ConfigIssue } from './errors.js';
 import { type KeyLocations, lineOf } from './locate.js';
 
-export { describe };
-
 export type Table = Record<string, unknown>;
 
 /** Node's timers cap: a longer delay would fire after 1 ms. Every *_ms key stays within it. */

@@ -195,6 +195,6 @@ export class Reloader {
   }
 }
 
-export function unchangedSummary(config: GatewayConfig): ReloadSummary {
+function unchangedSummary(config: GatewayConfig): ReloadSummary {
   return { added: [], removed: [], changed: [], unchanged: config.apps.map((a) => a.name), failed: [] };
 }

@@ -222,8 +222,8 @@ export class RequestPath implements RequestHandler, EngineHooks {
     if (action === 'move' || action === 'wait') {
       request.refusals++;
       request.avoid = failed;
-      if (action === 'wait' && !this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
-      else if (action === 'move') this.dispatch(request);
+      if (action === 'move') this.dispatch(request);
+      else if (!this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
       return;
     }
     if (action === 'resend') {
