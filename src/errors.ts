@@ -11,7 +11,9 @@ export type GatewayOpErrorKind =
   /** The config file on disk is invalid, so it cannot be edited safely. */
   | 'config_error'
   /** The config file could not be written. */
-  | 'io_error';
+  | 'io_error'
+  /** A server the gateway depends on (the ACME directory) refused or failed. */
+  | 'upstream_error';
 
 export class GatewayOpError extends Error {
   override readonly name = 'GatewayOpError';

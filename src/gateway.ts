@@ -7,7 +7,9 @@ import type { AppConfig, GatewayConfig } from './config/schema.js';
 import { ConfigWatcher } from './config/watcher.js';
 import { AdminOperations } from './control/admin-ops.js';
 import { AppSet } from './control/app-set.js';
+import { CertificateManager } from './control/certificates.js';
 import { ConfigSource } from './control/config-source.js';
+import { dataPlaneSettings } from './control/data-plane-settings.js';
 import { Drainer } from './control/drainer.js';
 import { OperationQueue } from './control/operation-queue.js';
 import { Reloader, type ReloadTrigger } from './control/reloader.js';
@@ -49,6 +51,7 @@ export class Gateway {
   private readonly reloader: Reloader;
   private readonly admin: AdminEndpoint;
   private readonly newSupervisor: (app: AppConfig) => SupervisedApp;
+  private readonly certificates: CertificateManager;
   private watcher: ConfigWatcher | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -59,15 +62,20 @@ export class Gateway {
     this.dataPlane = new LocalDataPlane({
       logger,
       accessLogger: bulk.child({ kind: 'access' }),
-      settings: config.gateway,
+      settings: dataPlaneSettings(config),
       engine: options.engine ?? engineNamed(process.env.NANO_GATEWAY_ENGINE),
     });
     const dataPlane = this.dataPlane;
     this.apps = new AppSet(config);
     const apps = this.apps;
+    const certificates = new CertificateManager({ logger, dataPlane });
+    this.certificates = certificates;
+    // Every change of the app set publishes a table; the certificates follow the same running config.
     const publish = (): number => {
       const table = apps.routeTable();
       dataPlane.publish(table);
+      certificates.follow(apps.current);
+      this.watcher?.watchAlso(certificateFiles(apps.current));
       return table.version;
     };
     const supervisors = new SupervisorFactory({ logger, outputLogger: bulk, apps, dataPlane, publish });
@@ -98,12 +106,16 @@ export class Gateway {
       removeApp: (name) => operations.removeApp(name),
       restartApp: (name) => operations.restartApp(name),
       reload: () => reloader.reload('admin'),
+      certificates: () => certificates.list(),
+      renewCertificate: (host) => certificates.renew(host),
     };
     const metrics: MetricsSource = {
       traffic: () => dataPlane.stats(),
       restarts: () => supervisors.restarts,
       apps: () => status.all(),
       reloadCounts: () => reloader.counts,
+      certificates: () => certificates.list(),
+      acmeOrders: () => certificates.orders,
     };
     this.admin = new AdminEndpoint({ api, metrics, logger });
     publish();
@@ -121,7 +133,17 @@ export class Gateway {
     }
     const where = formatListen({ host: address.address, port: address.port });
     this.log.info({ address: `http://${where}`, engine: this.dataPlane.engineName }, `listening on http://${where}`);
-    // Both listeners before any child: a start that cannot listen leaves nothing running.
+    // Every listener before any child: a start that cannot listen leaves nothing running.
+    if (config.tls) {
+      try {
+        const bound = await this.dataPlane.listenTls(config.tls.listen);
+        const at = formatListen({ host: bound.address, port: bound.port });
+        this.log.info({ address: `https://${at}` }, `listening on https://${at} (HTTP/2 and HTTP/1.1)`);
+      } catch (err) {
+        await this.dataPlane.close(0);
+        throw new ListenError(formatListen(config.tls.listen), err as Error);
+      }
+    }
     try {
       await this.admin.open(config.admin.listen);
     } catch (err) {
@@ -129,6 +151,7 @@ export class Gateway {
       throw new ListenError(formatListen(config.admin.listen as ListenAddress), err as Error);
     }
     this.logRoutes(config);
+    this.certificates.start();
     for (const app of config.apps) {
       const supervisor = this.newSupervisor(app);
       this.apps.attach(app.name, supervisor);
@@ -138,8 +161,9 @@ export class Gateway {
       this.watcher = new ConfigWatcher({
         file: config.file,
         logger: this.log,
-        onChange: () => void this.reload('file'),
+        onChange: (configChanged) => void this.reload(configChanged ? 'file' : 'certificate-file'),
       });
+      this.watcher.watchAlso(certificateFiles(config));
       await this.watcher.ready();
     }
     return address;
@@ -158,6 +182,7 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.log.info('shutting down: finishing in-flight requests');
       this.reloader.stop();
+      this.certificates.stop();
       await this.watcher?.close();
       const adminClosed = this.admin.close();
       await this.dataPlane.close(this.apps.current.gateway.drainTimeoutMs);
@@ -183,4 +208,9 @@ export class Gateway {
     }
     if (config.defaultApp === null) this.log.info('unmatched hosts -> 404');
   }
+}
+
+/** The certificate files the running apps name: watched beside the config file (README, HTTPS). */
+function certificateFiles(config: GatewayConfig): string[] {
+  return config.fileCertificates.flatMap((c) => [c.certFile, c.keyFile]);
 }

@@ -26,6 +26,23 @@ export interface AppJson {
   instances: InstanceJson[];
   requests_total: number;
   last_error: string | null;
+  /** Where its HTTPS certificate comes from; false: plain HTTP only (README, HTTPS). */
+  tls: 'acme' | 'file' | false;
+}
+
+/** One host's certificate (`GET /admin/certificates`, README, HTTPS). */
+export interface CertificateJson {
+  host: string;
+  app: string;
+  source: 'acme' | 'file';
+  state: 'valid' | 'pending' | 'renewing' | 'failed';
+  /** ISO-8601, or null while it has none. */
+  not_before: string | null;
+  not_after: string | null;
+  /** When the gateway renews it; null for file certificates. */
+  renew_at: string | null;
+  issuer: string | null;
+  last_error: string | null;
 }
 
 /** What a reload did, app by app (`POST /admin/reload`). */

@@ -28,14 +28,28 @@ before(async () => {
   proxy = new LocalDataPlane({
     logger,
     accessLogger: logger,
-    settings: { upstreamTimeoutMs: 5_000, queueTimeoutMs: 1_000, trustedProxies: [], accessLog: false },
+    settings: {
+      upstreamTimeoutMs: 5_000,
+      queueTimeoutMs: 1_000,
+      trustedProxies: [],
+      accessLog: false,
+      redirectHttp: false,
+      hstsMaxAge: 0,
+    },
     engine: engineNamed(undefined),
     keepAliveTimeoutMs: KEEP_ALIVE_MS,
   });
   proxy.publish({
     version: 1,
     defaultApp: 'app',
-    apps: [{ name: 'app', hosts: ['app.test'], upstreams: [{ id: 'app#1', host: '127.0.0.1', port: upstreamPort }] }],
+    apps: [
+      {
+        name: 'app',
+        hosts: ['app.test'],
+        upstreams: [{ id: 'app#1', host: '127.0.0.1', port: upstreamPort }],
+        tls: false,
+      },
+    ],
   });
   port = (await proxy.listen({ host: '127.0.0.1', port: 0 })).port;
 });

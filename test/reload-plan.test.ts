@@ -136,6 +136,8 @@ class FakeDataPlane implements DataPlane {
     this.events.push(`publish ${table.version}`);
   }
   configure(_settings: DataPlaneSettings): void {}
+  publishCertificates(): void {}
+  publishChallenges(): void {}
   async drain(ids: readonly string[]): Promise<void> {
     this.events.push(`drain ${ids.join(',')}`);
   }

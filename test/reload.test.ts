@@ -403,6 +403,7 @@ describe('reload logic', () => {
     readyTimeoutMs: 1000,
     killTimeoutMs: 1000,
     instances: 1,
+    tls: false,
     ...extra,
   });
 

@@ -75,6 +75,7 @@ function table(version: number, upstreams: string[]): RouteTableData {
         name: 'app',
         hosts: ['app.test'],
         upstreams: upstreams.map((id, i) => ({ id, host: '127.0.0.1', port: 1 + i })),
+        tls: false,
       },
     ],
   };
@@ -124,7 +125,14 @@ describe('retry policy through the request path (fake engine)', () => {
     plane = new LocalDataPlane({
       logger,
       accessLogger: logger,
-      settings: { upstreamTimeoutMs: 5_000, queueTimeoutMs: 3_000, trustedProxies: [], accessLog: false },
+      settings: {
+        upstreamTimeoutMs: 5_000,
+        queueTimeoutMs: 3_000,
+        trustedProxies: [],
+        accessLog: false,
+        redirectHttp: false,
+        hstsMaxAge: 0,
+      },
       engine: (hooks) => {
         engine = new FakeEngine(hooks);
         return engine;

@@ -40,10 +40,10 @@ describe('RouteTable', () => {
       version: 1,
       defaultApp: 'fallback',
       apps: [
-        { name: 'fallback', hosts: ['fallback.test'], upstreams: [] },
-        { name: 'exact', hosts: ['www.example.com'], upstreams: [] },
-        { name: 'wide', hosts: ['*.example.com'], upstreams: [] },
-        { name: 'narrow', hosts: ['*.api.example.com'], upstreams: [] },
+        { name: 'fallback', hosts: ['fallback.test'], upstreams: [], tls: false },
+        { name: 'exact', hosts: ['www.example.com'], upstreams: [], tls: false },
+        { name: 'wide', hosts: ['*.example.com'], upstreams: [], tls: false },
+        { name: 'narrow', hosts: ['*.api.example.com'], upstreams: [], tls: false },
       ],
     },
     (app) => app.name,
@@ -64,7 +64,7 @@ describe('RouteTable', () => {
     assert.equal(table.lookup(undefined), 'fallback');
     assert.equal(table.lookup('elsewhere.org'), 'fallback');
     const strict = new RouteTable(
-      { version: 1, defaultApp: null, apps: [{ name: 'a', hosts: ['a.test'], upstreams: [] }] },
+      { version: 1, defaultApp: null, apps: [{ name: 'a', hosts: ['a.test'], upstreams: [], tls: false }] },
       (a) => a.name,
     );
     assert.equal(strict.lookup('b.test'), undefined);

@@ -1,4 +1,4 @@
-import type { AppJson, ReloadOutcome } from '../wire.js';
+import type { AppJson, CertificateJson, ReloadOutcome } from '../wire.js';
 
 /**
  * What the admin API needs from the running gateway (README, Admin API).
@@ -16,4 +16,7 @@ export interface AdminApi {
   removeApp(name: string): Promise<AppJson>;
   restartApp(name: string): Promise<AppJson>;
   reload(): Promise<ReloadOutcome>;
+  certificates(): CertificateJson[];
+  /** Orders a new certificate for an ACME host now; resolves once new handshakes get it. */
+  renewCertificate(host: string): Promise<CertificateJson>;
 }

@@ -1,6 +1,6 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { type AppTraffic, DURATION_BUCKETS, type TrafficSnapshot } from '../dataplane/stats.js';
-import type { AppJson } from '../wire.js';
+import type { AppJson, CertificateJson } from '../wire.js';
 
 /** What the metrics page is made from: plain data from the data plane and the control plane. */
 export interface MetricsSource {
@@ -10,6 +10,8 @@ export interface MetricsSource {
   restarts(): ReadonlyMap<string, number>;
   apps(): AppJson[];
   reloadCounts(): { ok: number; partial: number; invalid: number };
+  certificates(): CertificateJson[];
+  acmeOrders(): { ok: number; failed: number };
 }
 
 const NO_TRAFFIC: AppTraffic = {
@@ -107,6 +109,20 @@ export class MetricsRenderer {
     );
     for (const [result, n] of Object.entries(this.source.reloadCounts()))
       out.push(`nano_reloads_total{result="${result}"} ${n}`);
+
+    metric('nano_certificate_expiry_timestamp_seconds', 'gauge', "When each host's certificate expires (Unix time).");
+    for (const cert of this.source.certificates()) {
+      if (cert.not_after !== null)
+        out.push(
+          `nano_certificate_expiry_timestamp_seconds{host="${label(cert.host)}"} ${Date.parse(cert.not_after) / 1000}`,
+        );
+    }
+    metric('nano_acme_orders_total', 'counter', 'ACME certificate orders by result.');
+    const orders = this.source.acmeOrders();
+    out.push(
+      `nano_acme_orders_total{result="ok"} ${orders.ok}`,
+      `nano_acme_orders_total{result="failed"} ${orders.failed}`,
+    );
 
     metric('nano_gateway_rss_bytes', 'gauge', 'Resident memory of the gateway process.');
     out.push(`nano_gateway_rss_bytes ${process.memoryUsage.rss()}`);

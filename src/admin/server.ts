@@ -35,6 +35,7 @@ const OP_ERROR_STATUS: Record<GatewayOpErrorKind, number> = {
   not_ready: 422,
   config_error: 409,
   io_error: 500,
+  upstream_error: 502,
 };
 
 function digest(value: string): Buffer {
@@ -155,6 +156,17 @@ export class AdminServer {
       const app = await this.api.restartApp(route[1] as string);
       this.log.info({ app: app.name }, 'admin: app restarted');
       return this.send(res, 200, app);
+    }
+    if (route[0] === 'certificates' && route.length === 1) {
+      allow(method, ['GET']);
+      return this.send(res, 200, { certificates: this.api.certificates() });
+    }
+    if (route[0] === 'certificates' && route.length === 3 && route[2] === 'renew') {
+      allow(method, ['POST']);
+      await readBody(req);
+      const certificate = await this.api.renewCertificate(route[1] as string);
+      this.log.info({ host: certificate.host }, 'admin: certificate renewed');
+      return this.send(res, 200, certificate);
     }
     throw new AdminError(404, 'not_found', `no such endpoint: ${method} ${url.pathname}`);
   }

@@ -7,7 +7,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart'] as const;
+export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart', 'certs'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -95,6 +95,8 @@ Usage:
                             reload the config file now and print what changed
   nano-gateway restart APP [-c FILE] [--admin URL] [--token T]
                             rolling restart of one app (no request dropped)
+  nano-gateway certs [-c FILE] [--admin URL] [--token T]
+                            table of HTTPS certificates: source, state, expiry, renewal
 
 Options:
   -c, --config FILE   config file (default: nano.toml)

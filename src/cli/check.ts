@@ -22,11 +22,24 @@ export function runCheck(args: CliArgs): number {
     app.hosts.join(', '),
     String(app.instances),
     app.healthPath ?? '-',
+    tlsLabel(config, app.name),
   ]);
   process.stdout.write(`${config.displayFile}: ok, ${config.apps.length} app${config.apps.length === 1 ? '' : 's'}\n`);
   process.stdout.write(`listen ${formatListen(config.gateway.listen)}`);
+  if (config.tls) process.stdout.write(`, https ${formatListen(config.tls.listen)}`);
   process.stdout.write(config.admin.listen ? `, admin ${formatListen(config.admin.listen)}\n` : ', admin off\n');
-  process.stdout.write(formatTable(['APP', 'HOSTS', 'INSTANCES', 'HEALTH'], rows));
+  process.stdout.write(formatTable(['APP', 'HOSTS', 'INSTANCES', 'HEALTH', 'TLS'], rows));
+  if (config.tls)
+    process.stdout.write(`certificates: ACME ${config.tls.acmeDirectory}, stored in ${config.tls.storage}\n`);
   if (config.defaultApp === null) process.stdout.write('unmatched hosts get 404\n');
   return 0;
+}
+
+/** Where an app's certificate comes from, as `check` prints it: acme, the file's expiry, or off. */
+function tlsLabel(config: GatewayConfig, name: string): string {
+  const app = config.apps.find((a) => a.name === name);
+  if (!config.tls || !app || app.tls === false) return 'off';
+  if (app.tls === 'acme') return 'acme';
+  const file = config.fileCertificates.find((c) => c.app === name);
+  return file ? `file, expires ${file.facts.notAfter.slice(0, 10)}` : 'file';
 }

@@ -1,6 +1,7 @@
 import { type AppJson, describeChanges, type ReloadSummary } from '../wire.js';
 import { type AdminTarget, adminRequest, CliError, errorMessage, resolveAdminTarget } from './admin-client.js';
 import type { CliArgs } from './args.js';
+import { runCerts } from './certs.js';
 import { formatTable } from './table.js';
 
 function target(args: CliArgs): AdminTarget {
@@ -26,6 +27,11 @@ export function formatUptime(ms: number): string {
   const h = Math.floor(m / 60);
   if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+/** `nano-gateway certs`: the certificates table. */
+export function runCertificates(args: CliArgs): Promise<number> {
+  return runCerts(target(args));
 }
 
 /** `nano-gateway status`: one line per app from GET /admin/apps. */

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { CliError } from './admin-client.js';
 import { type CliArgs, HELP, parseCli, UsageError } from './args.js';
 import { runCheck } from './check.js';
-import { runReload, runRestart, runStatus } from './control.js';
+import { runCertificates, runReload, runRestart, runStatus } from './control.js';
 import { runInit } from './init.js';
 import { runStart } from './start.js';
 
@@ -44,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return runReload(args);
     case 'restart':
       return runRestart(args);
+    case 'certs':
+      return runCertificates(args);
   }
 }
 

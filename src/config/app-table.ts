@@ -2,7 +2,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { describeValue as describe } from '../addresses.js';
 import { normalizeConfigHost } from '../routing/host.js';
-import { APP_NAME_PATTERN, type AppConfig, DEFAULTS } from './schema.js';
+import { APP_NAME_PATTERN, type AppConfig, DEFAULTS, type FileCertificate } from './schema.js';
+import { validateAppTls } from './tls.js';
 import { isTable, type Validator } from './validator.js';
 
 /** The keys of an app table, in the order the README's reference lists them. */
@@ -18,6 +19,7 @@ export const APP_KEY_ORDER: readonly string[] = [
   'ready_timeout_ms',
   'kill_timeout_ms',
   'instances',
+  'tls',
 ];
 export const APP_KEYS = new Set(APP_KEY_ORDER);
 
@@ -26,7 +28,13 @@ export const APP_KEYS = new Set(APP_KEY_ORDER);
  * best-effort result even when invalid, so that checks across apps (host
  * clashes) still run.
  */
-export function validateApp(v: Validator, name: string, raw: unknown, baseDir: string): AppConfig | undefined {
+export function validateApp(
+  v: Validator,
+  name: string,
+  raw: unknown,
+  baseDir: string,
+  tls: { table: boolean; files: FileCertificate[] } = { table: false, files: [] },
+): AppConfig | undefined {
   const at = ['apps', name];
   if (!APP_NAME_PATTERN.test(name)) {
     v.fail(at, 'invalid app name: use 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit');
@@ -91,6 +99,9 @@ export function validateApp(v: Validator, name: string, raw: unknown, baseDir: s
     else healthPath = health;
   }
 
+  const appTls = validateAppTls(v, name, raw, hosts, baseDir, tls.table);
+  if (appTls.file) tls.files.push(appTls.file);
+
   const app: AppConfig = {
     name,
     hosts,
@@ -104,6 +115,7 @@ export function validateApp(v: Validator, name: string, raw: unknown, baseDir: s
     readyTimeoutMs: v.wholeNumber(raw, 'ready_timeout_ms', at, DEFAULTS.readyTimeoutMs, 1),
     killTimeoutMs: v.wholeNumber(raw, 'kill_timeout_ms', at, DEFAULTS.killTimeoutMs, 0),
     instances: v.wholeNumber(raw, 'instances', at, DEFAULTS.instances, 1, 256),
+    tls: appTls.tls,
   };
   return app;
 }

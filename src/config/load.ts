@@ -12,7 +12,15 @@ import { hostOwners } from '../routing/owners.js';
 import { validateApp } from './app-table.js';
 import { ConfigError } from './errors.js';
 import { locateKeys } from './locate.js';
-import { type AdminSettings, type AppConfig, DEFAULTS, type GatewayConfig, type GatewaySettings } from './schema.js';
+import {
+  type AdminSettings,
+  type AppConfig,
+  DEFAULTS,
+  type FileCertificate,
+  type GatewayConfig,
+  type GatewaySettings,
+} from './schema.js';
+import { validateTls } from './tls.js';
 import { isTable, type Table, Validator } from './validator.js';
 
 export interface LoadOptions {
@@ -22,7 +30,7 @@ export interface LoadOptions {
   displayFile?: string;
 }
 
-const TOP_KEYS = new Set(['gateway', 'admin', 'apps']);
+const TOP_KEYS = new Set(['gateway', 'admin', 'tls', 'apps']);
 const GATEWAY_KEYS = new Set([
   'listen',
   'default_app',
@@ -136,6 +144,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const admin = validateAdmin(v, root.admin, options.env ?? process.env);
 
   const baseDir = path.dirname(file);
+  const tls = validateTls(v, root.tls, baseDir);
+  const fileCertificates: FileCertificate[] = [];
   const apps: AppConfig[] = [];
   const rawApps = root.apps;
   if (rawApps === undefined) v.fail(['apps'], 'at least one app is required, e.g. [apps.web]');
@@ -147,7 +157,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     );
     if (names.length === 0) v.fail(['apps'], 'at least one app is required, e.g. [apps.web]');
     for (const name of names) {
-      const app = validateApp(v, name, rawApps[name], baseDir);
+      const app = validateApp(v, name, rawApps[name], baseDir, { table: tls !== null, files: fileCertificates });
       if (app) apps.push(app);
     }
     checkHostClashes(v, apps);
@@ -164,7 +174,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   }
 
   if (v.issues.length > 0) throw new ConfigError(v.issues);
-  return { file, displayFile, gateway: settings, admin, apps, defaultApp, defaultAppSetting };
+  return { file, displayFile, gateway: settings, admin, apps, defaultApp, defaultAppSetting, tls, fileCertificates };
 }
 
 /** How a path given on the command line is shown in messages: relative to cwd when inside it. */

@@ -1,5 +1,6 @@
 /** The validated, typed config: what every other module works from. */
 import type { ListenAddress } from '../addresses.js';
+import type { CertificateFacts } from '../tls/x509.js';
 
 export interface GatewaySettings {
   listen: ListenAddress;
@@ -35,6 +36,36 @@ export interface AppConfig {
   readyTimeoutMs: number;
   killTimeoutMs: number;
   instances: number;
+  /** Where its HTTPS certificates come from (README, HTTPS); false without a `[tls]` table. */
+  tls: AppTls;
+}
+
+/** `tls` of an app: ACME, PEM files (absolute paths), or plain HTTP only. */
+export type AppTls = 'acme' | false | { cert: string; key: string };
+
+/** The `[tls]` table (README, HTTPS). */
+export interface TlsSettings {
+  listen: ListenAddress;
+  acmeDirectory: string;
+  acmeEmail: string | null;
+  /** PEM text of `acme_ca_file`: trusted for the ACME directory's own HTTPS. */
+  acmeCa: string | null;
+  /** Absolute path of the folder for the account key, keys and certificates. */
+  storage: string;
+  redirectHttp: boolean;
+  hstsMaxAge: number;
+}
+
+/** A certificate an app's `tls = { cert, key }` names, read and checked at load time: plain data. */
+export interface FileCertificate {
+  app: string;
+  /** The app's hosts it serves (every one is covered). */
+  hosts: string[];
+  certFile: string;
+  keyFile: string;
+  certPem: string;
+  keyPem: string;
+  facts: CertificateFacts;
 }
 
 export interface GatewayConfig {
@@ -50,6 +81,10 @@ export interface GatewayConfig {
   defaultApp: string | null;
   /** What the file says about `default_app`: a name, false, or absent (the first app). */
   defaultAppSetting: string | false | undefined;
+  /** null: no `[tls]` table, plain HTTP only. */
+  tls: TlsSettings | null;
+  /** Every app's certificate files, read and checked (README, HTTPS: certificates from files). */
+  fileCertificates: FileCertificate[];
 }
 
 export const DEFAULTS = {
@@ -62,6 +97,9 @@ export const DEFAULTS = {
   readyTimeoutMs: 10_000,
   killTimeoutMs: 5_000,
   instances: 1,
+  tlsListen: '0.0.0.0:443',
+  acmeDirectory: 'https://acme-v02.api.letsencrypt.org/directory',
+  storage: '.nano-gateway/certs',
 } as const;
 
 export const APP_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;

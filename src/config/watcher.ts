@@ -5,35 +5,43 @@ import type { Logger } from '../log.js';
 export interface ConfigWatcherOptions {
   file: string;
   logger: Logger;
-  /** Called once per settled change (a burst of writes is one change). */
-  onChange: () => void;
+  /**
+   * Called once per settled change (a burst of writes is one change);
+   * `configChanged` is false when only another watched file (a certificate)
+   * changed, so that the reload applies although the config text is the same.
+   */
+  onChange: (configChanged: boolean) => void;
   /** Quiet time after the last event before `onChange`; default 100 ms. */
   debounceMs?: number;
 }
 
 /**
- * Watches the config file. Editors save in several steps (truncate and
- * write, or write a temporary file and rename it over the original), so an
- * event only means "something happened": the watcher waits until the file
- * has stopped changing, then signals once, and the reload reads the file
- * as it is at that moment.
+ * Watches the config file, and the certificate files it names (README,
+ * HTTPS: a certificate renewed by another tool is picked up). Editors save
+ * in several steps (truncate and write, or write a temporary file and
+ * rename it over the original), so an event only means "something
+ * happened": the watcher waits until the files have stopped changing, then
+ * signals once, and the reload reads them as they are at that moment.
  */
 export class ConfigWatcher {
   private readonly watcher: FSWatcher;
   private timer: NodeJS.Timeout | null = null;
   private readonly debounceMs: number;
+  private readonly file: string;
+  private extra = new Set<string>();
+  private configChanged = false;
 
   constructor(private readonly options: ConfigWatcherOptions) {
     this.debounceMs = options.debounceMs ?? 100;
-    const file = path.resolve(options.file);
-    this.watcher = chokidar.watch(file, {
+    this.file = path.resolve(options.file);
+    this.watcher = chokidar.watch(this.file, {
       ignoreInitial: true,
       // A rename over the file (atomic save) is a change, not an unlink and an add.
       atomic: true,
       // Report a change only once the file's size has been stable for a while.
       awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 15 },
     });
-    this.watcher.on('all', (event) => this.onEvent(event));
+    this.watcher.on('all', (event, changed) => this.onEvent(event, changed));
     this.watcher.on('error', (err) => options.logger.warn({ err: (err as Error).message }, 'config watcher error'));
   }
 
@@ -42,16 +50,31 @@ export class ConfigWatcher {
     return new Promise((resolve) => this.watcher.once('ready', () => resolve()));
   }
 
-  private onEvent(event: string): void {
+  /** The other files to watch now (the certificate files of the running config), replacing the last list. */
+  watchAlso(files: readonly string[]): void {
+    const next = new Set(files.map((f) => path.resolve(f)).filter((f) => f !== this.file));
+    const gone = [...this.extra].filter((f) => !next.has(f));
+    const added = [...next].filter((f) => !this.extra.has(f));
+    if (gone.length > 0) this.watcher.unwatch(gone);
+    if (added.length > 0) this.watcher.add(added);
+    this.extra = next;
+  }
+
+  private onEvent(event: string, changed: string): void {
+    const isConfig = path.resolve(changed) === this.file;
     if (event === 'unlink') {
-      this.options.logger.warn({ file: this.options.file }, 'config file removed: keeping the running config');
+      const what = isConfig ? 'config file' : 'certificate file';
+      this.options.logger.warn({ file: changed }, `${what} removed: keeping the running config`);
       return;
     }
     if (event !== 'change' && event !== 'add') return;
+    if (isConfig) this.configChanged = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.options.onChange();
+      const configChanged = this.configChanged;
+      this.configChanged = false;
+      this.options.onChange(configChanged);
     }, this.debounceMs);
   }
 

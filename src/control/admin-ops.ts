@@ -1,7 +1,7 @@
 import { ConfigError } from '../config/errors.js';
 import { locateKeys } from '../config/locate.js';
 import { appendAppTable, ConfigEditError, removeAppTable, writeFileAtomic } from '../config/persist.js';
-import { APP_NAME_PATTERN, type AppConfig, type GatewayConfig } from '../config/schema.js';
+import { APP_NAME_PATTERN, type AppConfig, type FileCertificate, type GatewayConfig } from '../config/schema.js';
 import { GatewayOpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { normalizeConfigHost } from '../routing/host.js';
@@ -57,7 +57,7 @@ export class AdminOperations {
           'name: expected 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit',
         );
       }
-      let { newText, app } = this.withAddedApp(text, name, keys);
+      let { newText, app, certificate } = this.withAddedApp(text, name, keys);
       const { supervisor, gen } = await this.startNewApp(app);
       try {
         // The file may have been edited while the app started: apply that first and add the
@@ -65,7 +65,7 @@ export class AdminOperations {
         const fresh = await this.syncWithFile();
         if (fresh !== text) {
           text = fresh;
-          ({ newText, app } = this.withAddedApp(text, name, keys));
+          ({ newText, app, certificate } = this.withAddedApp(text, name, keys));
         }
         await writeFileAtomic(source.file, newText);
       } catch (err) {
@@ -76,7 +76,7 @@ export class AdminOperations {
       }
       source.markSeen(newText);
       supervisor.promote(gen);
-      apps.admit(app, supervisor);
+      apps.admit(app, supervisor, certificate);
       this.options.publish();
       this.log.info({ app: name, hosts: app.hosts }, `app added: ${app.hosts.join(', ')} -> ${name}`);
       return this.options.status.app(name) as AppJson;
@@ -192,7 +192,11 @@ export class AdminOperations {
   }
 
   /** The config text with an app appended, validated as the file would be; errors say which key is wrong. */
-  private withAddedApp(text: string, name: string, keys: Record<string, unknown>): { newText: string; app: AppConfig } {
+  private withAddedApp(
+    text: string,
+    name: string,
+    keys: Record<string, unknown>,
+  ): { newText: string; app: AppConfig; certificate: FileCertificate | null } {
     const { apps, source } = this.options;
     // Running, failed, or in the text in any form (its own table or dotted keys).
     if (apps.has(name) || locateKeys(text).lines.has(`apps.${name}`)) {
@@ -202,7 +206,8 @@ export class AdminOperations {
     try {
       const newText = appendAppTable(text, name, keys);
       const next = source.parse(newText);
-      return { newText, app: next.apps.find((a) => a.name === name) as AppConfig };
+      const app = next.apps.find((a) => a.name === name) as AppConfig;
+      return { newText, app, certificate: next.fileCertificates.find((c) => c.app === name) ?? null };
     } catch (err) {
       if (err instanceof ConfigEditError)
         throw new GatewayOpError('invalid', `${err.key ?? `apps.${name}`}: ${err.message}`);

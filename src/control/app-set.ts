@@ -1,4 +1,4 @@
-import type { AppConfig, GatewayConfig } from '../config/schema.js';
+import type { AppConfig, FileCertificate, GatewayConfig } from '../config/schema.js';
 import type { RouteTableData, UpstreamAddress } from '../routing/table.js';
 import type { SupervisedApp } from './supervised.js';
 
@@ -91,12 +91,14 @@ export class AppSet {
     if (this.supervisors.get(supervisor.name) === supervisor) this.routes.set(supervisor.name, upstreams);
   }
 
-  /** An app added at run time (admin API), now ready: it runs, at the end of the file. */
-  admit(app: AppConfig, supervisor: SupervisedApp): void {
+  /** An app added at run time (admin API), now ready: it runs, at the end of the file, with its certificate files. */
+  admit(app: AppConfig, supervisor: SupervisedApp, certificate: FileCertificate | null = null): void {
     this.supervisors.set(app.name, supervisor);
     this.live.add(supervisor);
     this.routes.set(app.name, supervisor.servingUpstreams());
-    this.config = { ...this.config, apps: [...this.config.apps, app] };
+    const fileCertificates = this.config.fileCertificates.filter((c) => c.app !== app.name);
+    if (certificate) fileCertificates.push(certificate);
+    this.config = { ...this.config, apps: [...this.config.apps, app], fileCertificates };
     this.fileOrder.push(app.name);
   }
 
@@ -107,7 +109,12 @@ export class AppSet {
     this.routes.delete(name);
     this.failed.delete(name);
     this.fileOrder = this.fileOrder.filter((n) => n !== name);
-    this.config = { ...this.config, apps: this.config.apps.filter((a) => a.name !== name), defaultApp };
+    this.config = {
+      ...this.config,
+      apps: this.config.apps.filter((a) => a.name !== name),
+      defaultApp,
+      fileCertificates: this.config.fileCertificates.filter((c) => c.app !== name),
+    };
     return supervisor;
   }
 
@@ -171,6 +178,7 @@ export class AppSet {
         name: app.name,
         hosts: app.hosts,
         upstreams: this.routes.get(app.name) ?? [],
+        tls: app.tls !== false,
       })),
     };
   }

@@ -7,12 +7,14 @@ import type { Logger } from '../log.js';
 import type { ReloadOutcome, ReloadSummary } from '../wire.js';
 import type { AppSet } from './app-set.js';
 import type { ConfigSource } from './config-source.js';
+import { dataPlaneSettings } from './data-plane-settings.js';
 import type { Drainer } from './drainer.js';
 import type { OperationQueue } from './operation-queue.js';
 import { effectiveApps, effectiveDefault, summaryLine } from './plan.js';
 import type { GenerationHandle, SupervisedApp } from './supervised.js';
 
-export type ReloadTrigger = 'file' | 'signal' | 'admin';
+/** `certificate-file`: a certificate file changed; the config text may be the same, the reload applies anyway. */
+export type ReloadTrigger = 'file' | 'certificate-file' | 'signal' | 'admin';
 
 /** One reload's result, and the drain of what it replaced (which may take drain_timeout_ms). */
 export interface ReloadRun {
@@ -167,7 +169,7 @@ export class Reloader {
       this.log.error({ app: name, err: error }, 'app not updated: its new version did not start');
     }
     const removed = apps.swap(next, { apps: running, defaultApp }, promoted, failed);
-    dataPlane.configure(next.gateway);
+    dataPlane.configure(dataPlaneSettings(next));
     const version = this.options.publish();
     this.log.info({ table: version }, 'routing table swapped');
     // 4. Drain what was replaced, at once: the generations a change replaced by the drain_timeout_ms
@@ -192,6 +194,12 @@ export class Reloader {
     const now = formatListen(next.gateway.listen);
     if (was !== now)
       this.log.warn({ was, now }, `[gateway] listen changed to ${now}: restart the gateway to listen there`);
+    const tlsWas = running.tls ? formatListen(running.tls.listen) : null;
+    const tlsNow = next.tls ? formatListen(next.tls.listen) : null;
+    if (tlsWas !== tlsNow) {
+      const change = tlsNow === null ? 'the [tls] table was removed' : `[tls] listen changed to ${tlsNow}`;
+      this.log.warn({ was: tlsWas, now: tlsNow }, `${change}: restart the gateway for its HTTPS listener to follow`);
+    }
   }
 }
 

@@ -76,6 +76,7 @@ export class StatusProjection {
       instances,
       requests_total: traffic[app.name]?.requests ?? 0,
       last_error: lastError,
+      tls: app.tls === false ? false : app.tls === 'acme' ? 'acme' : 'file',
     };
   }
 }

@@ -9,6 +9,27 @@ export interface DataPlaneSettings {
   trustedProxies: readonly string[];
   /** One log line per request. */
   accessLog: boolean;
+  /** Plain HTTP for a host with a certificate gets 308 to https (README, HTTPS: redirect). */
+  redirectHttp: boolean;
+  /** > 0: `Strict-Transport-Security: max-age=N` on HTTPS answers. */
+  hstsMaxAge: number;
+}
+
+/** One certificate the HTTPS listener may serve, as plain data. */
+export interface CertificateData {
+  /** The names SNI may pick it by (lower case; `*.` names cover one label). */
+  names: readonly string[];
+  certPem: string;
+  keyPem: string;
+}
+
+/** Every certificate in use, as plain data: what proxy workers would get as a message (README, HTTPS). */
+export interface CertificateSetData {
+  version: number;
+  /** In precedence order: an exact host's own certificate before file certificates that cover it. */
+  certificates: readonly CertificateData[];
+  /** The name whose certificate answers handshakes without SNI, or for a name without one; null: they fail. */
+  defaultName: string | null;
 }
 
 /**
@@ -22,6 +43,10 @@ export interface DataPlane {
   /** Swaps in a new route table in one step; requests waiting for an app look again. */
   publish(table: RouteTableData): void;
   configure(settings: DataPlaneSettings): void;
+  /** Swaps in the certificates for new TLS handshakes; connections already open keep theirs. */
+  publishCertificates(set: CertificateSetData): void;
+  /** The pending HTTP-01 challenges, token → key authorization, answered on the plain listener. */
+  publishChallenges(challenges: Readonly<Record<string, string>>): void;
   /**
    * Resolves once no request is in flight to any of these upstreams (or
    * after `timeoutMs`), having closed their pooled connections. They must

@@ -3,6 +3,7 @@ import { BlockList } from 'node:net';
 import { parseTrustedProxy } from '../addresses.js';
 
 const V4_MAPPED_PREFIX = '::ffff:';
+const COLON = 58;
 
 /** The client's address as a user expects to read it: IPv4-mapped IPv6 shown as IPv4. */
 export function clientAddress(remote: string | undefined): string {
@@ -42,7 +43,23 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'transfer-encoding',
   'trailer',
   'upgrade',
+  // The HTTP/2 upgrade's settings (RFC 9113 §8.2.2), never meaningful past the first hop.
+  'http2-settings',
 ]);
+
+/**
+ * Response headers that never reach the client: the hop-by-hop ones, which
+ * are also the connection-specific ones an HTTP/2 response must not carry
+ * (RFC 9113 §8.2.2; Node throws on them). `Trailer` stays: it announces the
+ * trailers that pass through.
+ */
+const DROPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP_HEADERS].filter((n) => n !== 'trailer'));
+const DROPPED_RESPONSE_LENGTHS: ReadonlySet<number> = new Set([...DROPPED_RESPONSE_HEADERS].map((n) => n.length));
+
+/** A child's response header the gateway does not pass on. */
+export function isDroppedResponseHeader(name: string): boolean {
+  return DROPPED_RESPONSE_LENGTHS.has(name.length) && DROPPED_RESPONSE_HEADERS.has(name.toLowerCase());
+}
 
 /**
  * Request headers the gateway does not pass on: the hop-by-hop ones,
@@ -59,13 +76,6 @@ const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
 /** Only names of these lengths can be dropped: most names need no lower-casing. */
 const DROPPED_LENGTHS: ReadonlySet<number> = new Set([...DROPPED_REQUEST_HEADERS].map((name) => name.length));
 
-/** Only names of these lengths can be hop-by-hop: most names need no lower-casing. */
-const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP_HEADERS].map((name) => name.length));
-
-export function isHopByHopHeader(name: string): boolean {
-  return HOP_BY_HOP_LENGTHS.has(name.length) && HOP_BY_HOP_HEADERS.has(name.toLowerCase());
-}
-
 /** The client's protocol, as X-Forwarded-Proto names it. */
 export type ClientProtocol = 'http' | 'https';
 
@@ -80,6 +90,8 @@ export interface ForwardingFacts {
   proto: ClientProtocol;
   /** The app's name as a Host value, for a request that came without one. */
   hostName: string;
+  /** HTTP/2: the host came as `:authority`, and pseudo-headers are not passed on. */
+  h2: boolean;
 }
 
 /*
@@ -145,6 +157,10 @@ export function setForwardedHeaders(headers: IncomingHttpHeaders, facts: Forward
  * name. Transfer-Encoding stays: it tells that engine how to frame the body.
  */
 export function rewriteRequestHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): void {
+  if (facts.h2) {
+    for (const name of Object.keys(headers)) if (name.charCodeAt(0) === COLON) delete headers[name];
+    if (headers.host === undefined && facts.host !== undefined) headers.host = facts.host;
+  }
   const named = connectionTokens(headers.connection as string | undefined);
   if (named) for (const name of named) delete headers[name];
   for (const name of HOP_BY_HOP_HEADERS)
@@ -167,10 +183,17 @@ export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
   facts: ForwardingFacts,
 ): string[] {
-  const out: string[] = facts.host === undefined ? ['host', facts.hostName] : [];
+  const out: string[] =
+    facts.host === undefined
+      ? ['host', facts.hostName]
+      : facts.h2 && headers.host === undefined
+        ? ['host', facts.host]
+        : [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
+    // HTTP/2 pseudo-headers (`:method`, `:authority`, …) are not headers an HTTP/1.1 child can take.
+    if (name.charCodeAt(0) === COLON) continue;
     if (DROPPED_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (DROPPED_REQUEST_HEADERS.has(lower)) {

@@ -1,16 +1,17 @@
 import http, { type IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../addresses.js';
 import type { Logger } from '../log.js';
-import { answerOnSocket } from './answers.js';
+import { answer, answerOnSocket } from './answers.js';
 import { hasNoBody } from './request.js';
 
 /** What a listener hands its requests to: the request path. */
 export interface RequestHandler {
-  handleRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** `secure`: it came over TLS (the HTTPS listener). An HTTP/2 stream comes as Node's compatibility objects. */
+  handleRequest(req: IncomingMessage, res: ServerResponse, secure?: boolean): void;
   /** A WebSocket upgrade; the socket is the client's, detached from the HTTP parser. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure?: boolean): void;
 }
 
 export interface HttpListenerOptions {
@@ -26,20 +27,19 @@ export interface HttpListenerOptions {
  * `Keep-Alive: timeout=75`, close an idle connection before the gateway does
  * (README, Routing and proxying: client connections). Node adds a second.
  */
-const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 /**
  * The plain-HTTP listener (README, Routing and proxying): the `node:http`
- * server and its limits, the answers to what never becomes a request
- * (parse errors, CONNECT, other upgrades than WebSocket), idle connections,
- * listen and close. Everything that is a request goes to the handler. An
- * HTTPS listener can stand beside it with the same handler.
+ * server and its limits, listen and close; its HTTP/1 edges are shared
+ * with the HTTPS listener. Everything that is a request goes to the
+ * handler.
  */
 export class HttpListener {
   readonly server: http.Server;
   private readonly log: Logger;
 
-  constructor(private readonly options: HttpListenerOptions) {
+  constructor(options: HttpListenerOptions) {
     this.log = options.logger;
     const handler = options.handler;
     this.server = http.createServer(
@@ -55,31 +55,11 @@ export class HttpListener {
       (req, res) => handler.handleRequest(req, res),
     );
     this.server.keepAliveTimeout = options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS;
-    // Node would destroy an idle connection when its timer fires; see closeIfStillIdle.
-    this.server.on('timeout', (socket: Socket) => setImmediate(closeIfStillIdle, socket, socket.bytesRead));
-    // Accept errors (EMFILE when out of descriptors) must not become an uncaught exception.
-    this.server.on('error', (err: Error) => this.log.error({ err: err.message }, 'listener error'));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.onUpgrade(req, socket, head),
-    );
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
-    // A forward proxy's method: this gateway tunnels nothing (nginx answers 400 too;
-    // README, the gateway's own answers).
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      socket.on('error', noop);
-      answerOnSocket(socket, 400, 'bad request: CONNECT is not supported');
-    });
+    new Http1Edges(this.server as unknown as EdgeServer, handler, this.log, false);
   }
 
   listen(address: ListenAddress): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(address.port, address.host, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, address);
   }
 
   /** New connections are refused; idle keep-alive ones close; requests in flight go on. */
@@ -92,10 +72,52 @@ export class HttpListener {
   closeAll(): void {
     this.server.closeAllConnections();
   }
+}
+
+/** The server events both listeners share for HTTP/1 connections. */
+export interface EdgeServer {
+  on(event: 'timeout', listener: (socket: Socket) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'upgrade', listener: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): this;
+  on(event: 'clientError', listener: (err: NodeJS.ErrnoException, socket: Duplex) => void): this;
+  on(event: 'connect', listener: (req: IncomingMessage, socket: Duplex | ServerResponse) => void): this;
+}
+
+/**
+ * What HTTP/1 connections need on either listener, plain or TLS: idle
+ * connections closed only when really idle, the answers to what never
+ * becomes a request (parse errors, CONNECT, other upgrades than
+ * WebSocket), and WebSocket upgrades handed to the request path.
+ */
+export class Http1Edges {
+  constructor(
+    server: EdgeServer,
+    private readonly handler: RequestHandler,
+    private readonly log: Logger,
+    private readonly secure: boolean,
+  ) {
+    // Node would destroy an idle connection when its timer fires; see closeIfStillIdle.
+    server.on('timeout', (socket: Socket) => setImmediate(closeIfStillIdle, socket, socket.bytesRead));
+    // Accept errors (EMFILE when out of descriptors) must not become an uncaught exception.
+    server.on('error', (err: Error) => this.log.error({ err: err.message }, 'listener error'));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    // A forward proxy's method: this gateway tunnels nothing (nginx answers 400 too;
+    // README, the gateway's own answers).
+    server.on('connect', (req: IncomingMessage, socket: Duplex | ServerResponse) => {
+      // On the HTTPS listener an HTTP/2 CONNECT stream comes here too, with a response object.
+      if (req.httpVersionMajor === 2) {
+        answer(socket as ServerResponse, 400, 'bad request: CONNECT is not supported');
+        return;
+      }
+      socket.on('error', noop);
+      answerOnSocket(socket as Duplex, 400, 'bad request: CONNECT is not supported');
+    });
+  }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', noop);
-    if (isWebSocketUpgrade(req)) this.options.handler.handleUpgrade(req, socket, head);
+    if (isWebSocketUpgrade(req)) this.handler.handleUpgrade(req, socket, head, this.secure);
     else this.serveIgnoringUpgrade(req, socket, head);
   }
 
@@ -121,7 +143,7 @@ export class HttpListener {
       socket.end();
       process.nextTick(() => res.emit('close'));
     });
-    this.options.handler.handleRequest(req, res);
+    this.handler.handleRequest(req, res, this.secure);
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
@@ -137,6 +159,18 @@ export class HttpListener {
     else answerOnSocket(socket, 400, `bad request: ${err.message.replace(/^Parse Error: /, '')}`);
     this.log.debug({ code, err: err.message }, 'malformed request');
   }
+}
+
+/** Listens; the promise rejects with the listen error (address in use) rather than an 'error' event. */
+export function listenOn(server: NetServer, address: ListenAddress): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(address.port, address.host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }
 
 /**

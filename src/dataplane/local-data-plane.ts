@@ -2,9 +2,10 @@ import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../addresses.js';
 import type { Logger } from '../log.js';
 import type { RouteTableData } from '../routing/table.js';
-import type { DataPlane, DataPlaneSettings } from './data-plane.js';
+import type { CertificateSetData, DataPlane, DataPlaneSettings } from './data-plane.js';
 import type { EngineFactory, ProxyEngine } from './engine.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
+import { HttpsListener } from './https-listener.js';
 import { HttpListener } from './listener.js';
 import { RequestPath } from './request-path.js';
 import { StatsRegistry, type TrafficSnapshot } from './stats.js';
@@ -42,6 +43,10 @@ export class LocalDataPlane implements DataPlane {
   private readonly path: RequestPath;
   private readonly engine: ProxyEngine;
   private readonly listener: HttpListener;
+  /** The HTTPS listener, made by listenTls (a `[tls]` table). */
+  private httpsListener: HttpsListener | null = null;
+  private readonly keepAliveTimeoutMs: number | undefined;
+  private certificates: CertificateSetData = { version: 0, certificates: [], defaultName: null };
   private readonly log: Logger;
 
   constructor(options: LocalDataPlaneOptions) {
@@ -55,6 +60,7 @@ export class LocalDataPlane implements DataPlane {
     });
     this.engine = options.engine(this.path);
     this.path.attach(this.engine);
+    this.keepAliveTimeoutMs = options.keepAliveTimeoutMs;
     this.listener = new HttpListener({
       handler: this.path,
       logger: options.logger,
@@ -68,6 +74,31 @@ export class LocalDataPlane implements DataPlane {
 
   listen(address: ListenAddress): Promise<AddressInfo> {
     return this.listener.listen(address);
+  }
+
+  /** The HTTPS listener beside the plain one (README, HTTPS), serving the certificates published so far. */
+  async listenTls(address: ListenAddress): Promise<AddressInfo> {
+    const listener = new HttpsListener({
+      handler: this.path,
+      logger: this.log,
+      ...(this.keepAliveTimeoutMs !== undefined ? { keepAliveTimeoutMs: this.keepAliveTimeoutMs } : {}),
+    });
+    listener.setCertificates(this.certificates);
+    const bound = await listener.listen(address);
+    this.httpsListener = listener;
+    this.path.setHttps({ covers: (host) => listener.covers(host), port: bound.port });
+    return bound;
+  }
+
+  publishCertificates(set: CertificateSetData): void {
+    this.certificates = set;
+    this.httpsListener?.setCertificates(set);
+    // Redirects follow the certificates: a host that just got one is redirected from the next request.
+    this.path.forgetRedirects();
+  }
+
+  publishChallenges(challenges: Readonly<Record<string, string>>): void {
+    this.path.publishChallenges(challenges);
   }
 
   publish(table: RouteTableData): void {
@@ -115,8 +146,10 @@ export class LocalDataPlane implements DataPlane {
   async close(timeoutMs: number): Promise<void> {
     this.path.closing = true;
     this.listener.stopAccepting();
+    this.httpsListener?.stopAccepting();
     await this.path.whenIdle(timeoutMs);
     this.listener.closeAll();
+    this.httpsListener?.closeAll();
     for (const upstream of this.upstreams.all()) this.engine.closeUpstream(upstream);
     this.engine.close();
   }

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
+import { normalizeHost } from '../routing/host.js';
 import type { RouteTable, RouteTableData } from '../routing/table.js';
 import { answer, answerOnSocket, failureAnswer, requestProblem } from './answers.js';
 import type { DataPlaneSettings } from './data-plane.js';
 import type { EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
-import { type ClientProtocol, clientAddress, TrustedProxies } from './forwarded.js';
+import { clientAddress, TrustedProxies } from './forwarded.js';
 import type { RequestHandler } from './listener.js';
 import { ProxyRequest } from './request.js';
 import { retryAction } from './retry.js';
@@ -22,6 +23,10 @@ const kRequest = Symbol('nano.proxyRequest');
 type TaggedResponse = ServerResponse & { [kRequest]?: ProxyRequest };
 type TaggedSocket = Duplex & { [kRequest]?: ProxyRequest };
 
+function hstsHeader(maxAge: number): readonly string[] | null {
+  return maxAge > 0 ? ['strict-transport-security', `max-age=${maxAge}`] : null;
+}
+
 const EMPTY_TABLE: RouteTableData = { version: 0, apps: [], defaultApp: null };
 
 export interface RequestPathOptions {
@@ -31,9 +36,19 @@ export interface RequestPathOptions {
   settings: DataPlaneSettings;
   stats: StatsRegistry;
   upstreams: UpstreamRegistry;
-  /** How the listener in front was reached, for X-Forwarded-Proto. */
-  proto?: ClientProtocol;
 }
+
+/** What the plain listener needs to know of the HTTPS one, to redirect (README, HTTPS: redirect). */
+export interface HttpsFacts {
+  /** Whether a published certificate covers this host name (lower case). */
+  covers(host: string): boolean;
+  /** The port it listens on: part of the Location unless it is 443. */
+  port: number;
+}
+
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+/** Bounded so that a flood of random Host headers cannot grow memory. */
+const REDIRECT_CACHE_LIMIT = 1024;
 
 /**
  * One request's way through the gateway (README, Routing and proxying): the
@@ -50,7 +65,15 @@ export class RequestPath implements RequestHandler, EngineHooks {
   private readonly targets: TargetCompiler;
   private settings: DataPlaneSettings;
   private trusted: TrustedProxies;
-  private readonly proto: ClientProtocol;
+  /** Pending HTTP-01 challenges, token → key authorization; null when none is pending. */
+  private challenges: ReadonlyMap<string, string> | null = null;
+  private https: HttpsFacts | null = null;
+  /** Raw Host → the `https://host[:port]` to redirect to, or null: not redirected. Reset when certificates change. */
+  private redirects = new Map<string, string | null>();
+  /** `Strict-Transport-Security` as raw header pairs, shared by every HTTPS request; null when off. */
+  private hsts: readonly string[] | null = null;
+  /** The same for the gateway's own answers. */
+  private hstsFields: Record<string, string> | undefined;
   /** Set while shutting down: answers close their connections. */
   closing = false;
   /** Client requests (and open WebSockets) not yet finished. */
@@ -64,7 +87,8 @@ export class RequestPath implements RequestHandler, EngineHooks {
     this.targets = new TargetCompiler(options.accessLogger, options.stats, options.upstreams);
     this.settings = options.settings;
     this.trusted = new TrustedProxies(options.settings.trustedProxies);
-    this.proto = options.proto ?? 'http';
+    this.hsts = hstsHeader(options.settings.hstsMaxAge);
+    this.hstsFields = this.hsts ? { [this.hsts[0] as string]: this.hsts[1] as string } : undefined;
     this.queues = new WaitQueues((request) => this.notReady(request));
     this.table = this.targets.compile(EMPTY_TABLE, this.settings.accessLog);
 
@@ -73,7 +97,9 @@ export class RequestPath implements RequestHandler, EngineHooks {
     this.onClientClose = function (this: TaggedResponse) {
       const request = this[kRequest];
       if (!request) return;
-      const abandoned = !this.writableFinished && request.upstream !== null;
+      // An HTTP/2 stream the client cancelled reports writableFinished too: the engine's own `done` tells
+      // (cancel is a no-op for a finished exchange).
+      const abandoned = request.upstream !== null && (request.h2 || !this.writableFinished);
       // Finished (closed) first, so that the engine's error for the cancelled exchange is ignored,
       // not counted as a failed child nor retried.
       path.finish(request, this.headersSent ? this.statusCode : 499);
@@ -94,13 +120,33 @@ export class RequestPath implements RequestHandler, EngineHooks {
     const accessChanged = settings.accessLog !== this.settings.accessLog;
     this.settings = settings;
     this.trusted = new TrustedProxies(settings.trustedProxies);
+    this.hsts = hstsHeader(settings.hstsMaxAge);
+    this.hstsFields = this.hsts ? { [this.hsts[0] as string]: this.hsts[1] as string } : undefined;
+    this.redirects = new Map();
     // Targets carry their logger: rebuild them so the change applies to the next request.
     if (accessChanged) this.table = this.targets.compile(this.table.data, settings.accessLog);
+  }
+
+  /** The HTTPS listener's facts, once it listens (none: nothing is redirected). */
+  setHttps(https: HttpsFacts | null): void {
+    this.https = https;
+    this.redirects = new Map();
+  }
+
+  /** The certificates changed: redirect decisions are made again. */
+  forgetRedirects(): void {
+    if (this.redirects.size > 0) this.redirects = new Map();
+  }
+
+  publishChallenges(challenges: Readonly<Record<string, string>>): void {
+    const entries = Object.entries(challenges);
+    this.challenges = entries.length > 0 ? new Map(entries) : null;
   }
 
   /** Swaps in a new route table in one assignment, then lets waiting requests try again. */
   publish(data: RouteTableData): void {
     this.table = this.targets.compile(data, this.settings.accessLog);
+    this.redirects = new Map();
     for (const request of this.queues.takeAll()) {
       const target = this.table.get(request.target.name) ?? this.table.lookup(request.host);
       if (target === undefined) {
@@ -129,29 +175,44 @@ export class RequestPath implements RequestHandler, EngineHooks {
 
   // ---- per request -------------------------------------------------------
 
-  handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    const host = req.headers.host;
-    const problem = requestProblem(req);
+  handleRequest(req: IncomingMessage, res: ServerResponse, secure = false): void {
+    const h2 = req.httpVersionMajor === 2;
+    // HTTP/2 names the host in `:authority` (README, HTTPS).
+    const host = h2 ? ((req.headers[':authority'] as string | undefined) ?? req.headers.host) : req.headers.host;
+    const problem = h2 ? null : requestProblem(req);
     if (problem !== null) {
       // Node's parser has accepted the request line, but the connection's framing is not to be trusted.
       res.shouldKeepAlive = false;
-      answer(res, problem.status, problem.message);
+      answer(res, problem.status, problem.message, secure ? this.hstsFields : undefined);
       return;
     }
+    // The ACME server's HTTP-01 check, before routing: no app sees it (README, HTTPS).
+    if (!secure && this.challenges !== null && this.answerChallenge(req, res)) return;
     const target = this.table.lookup(host);
     if (target === undefined) {
-      answer(res, 404, `no app for host "${host ?? ''}"`);
+      answer(res, 404, `no app for host "${host ?? ''}"`, secure ? this.hstsFields : undefined);
       return;
+    }
+    if (!secure && target.tls && this.https !== null && this.settings.redirectHttp && host !== undefined) {
+      const origin = this.redirectOrigin(host);
+      if (origin !== null && !(req.url ?? '').startsWith(ACME_CHALLENGE_PREFIX)) {
+        answer(res, 308, `moved to ${origin}${req.url ?? '/'}`, { location: `${origin}${req.url ?? '/'}` });
+        return;
+      }
     }
     if (this.closing) res.shouldKeepAlive = false;
     const request = new ProxyRequest(req, res, target, host, performance.now());
+    request.secure = secure;
+    request.h2 = h2;
+    // The engine adds these to the child's headers (a raw array: setHeader's would be merged and lose repeats).
+    if (secure) request.extraHeaders = this.hsts;
     (res as TaggedResponse)[kRequest] = request;
     // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
     res.on('close', this.onClientClose);
     this.begin(request, req);
   }
 
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure = false): void {
     const host = req.headers.host;
     const problem = requestProblem(req);
     if (problem !== null) {
@@ -164,16 +225,47 @@ export class RequestPath implements RequestHandler, EngineHooks {
       return;
     }
     const request = new ProxyRequest(req, null, target, host, performance.now(), socket, head);
+    request.secure = secure;
     (socket as TaggedSocket)[kRequest] = request;
     socket.once('close', this.onSocketClose);
     this.begin(request, req);
+  }
+
+  /** Answers a pending HTTP-01 challenge; false when the path is no pending token's (it is routed as usual). */
+  private answerChallenge(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? '';
+    if (!url.startsWith(ACME_CHALLENGE_PREFIX)) return false;
+    const keyAuthorization = (this.challenges as ReadonlyMap<string, string>).get(
+      url.slice(ACME_CHALLENGE_PREFIX.length),
+    );
+    if (keyAuthorization === undefined) return false;
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': Buffer.byteLength(keyAuthorization),
+      'cache-control': 'no-store',
+    });
+    res.end(req.method === 'HEAD' ? undefined : keyAuthorization);
+    this.log.debug({ host: req.headers.host, path: url }, 'answered an ACME HTTP-01 challenge');
+    return true;
+  }
+
+  /** `https://host[:port]` when a certificate covers the host, else null; cached per raw Host. */
+  private redirectOrigin(rawHost: string): string | null {
+    const cached = this.redirects.get(rawHost);
+    if (cached !== undefined) return cached;
+    const https = this.https as HttpsFacts;
+    const host = normalizeHost(rawHost);
+    const origin = https.covers(host) ? `https://${host}${https.port === 443 ? '' : `:${https.port}`}` : null;
+    if (this.redirects.size >= REDIRECT_CACHE_LIMIT) this.redirects.clear();
+    this.redirects.set(rawHost, origin);
+    return origin;
   }
 
   private begin(request: ProxyRequest, req: IncomingMessage): void {
     this.active++;
     request.client = clientAddress(req.socket.remoteAddress);
     request.trusted = this.trusted.trusts(request.client);
-    request.proto = this.proto;
+    request.proto = request.secure ? 'https' : 'http';
     this.dispatch(request);
   }
 
@@ -252,8 +344,10 @@ export class RequestPath implements RequestHandler, EngineHooks {
 
   private reply(request: ProxyRequest, status: number, message: string, headers?: Record<string, string>): void {
     if (status === 502 || status === 503 || status === 504) request.target.stats.upstreamErrors[status]++;
-    if (request.res) answer(request.res, status, message, headers);
-    else if (request.socket) {
+    if (request.res) {
+      const hsts = request.secure ? this.hstsFields : undefined;
+      answer(request.res, status, message, hsts && headers ? { ...headers, ...hsts } : (headers ?? hsts));
+    } else if (request.socket) {
       request.upgradeStatus = status;
       answerOnSocket(request.socket, status, message, headers);
     }
@@ -290,6 +384,8 @@ export class RequestPath implements RequestHandler, EngineHooks {
         path: req.url,
         status,
         duration_ms: Math.round(elapsedMs * 100) / 100,
+        proto: request.h2 ? 'h2' : 'http/1.1',
+        tls: request.secure,
       });
     }
     if (--this.active === 0 && this.idleWaiters.length > 0) {

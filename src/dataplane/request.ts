@@ -37,6 +37,12 @@ export class ProxyRequest {
   upgradeStatus = 0;
   /** How the client reached the gateway, for X-Forwarded-Proto. */
   proto: ClientProtocol = 'http';
+  /** Came over TLS (the HTTPS listener). */
+  secure = false;
+  /** An HTTP/2 stream: no connection-specific response headers, no status text (README, HTTPS). */
+  h2 = false;
+  /** Response headers the gateway adds (Strict-Transport-Security), as raw pairs; a shared array, not a copy. */
+  extraHeaders: readonly string[] | null = null;
 
   constructor(
     readonly req: IncomingMessage,
@@ -61,8 +67,14 @@ export class ProxyRequest {
 
 export const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** True when the request announces no body, so nothing of it can be lost by a retry. */
+/**
+ * True when the request announces no body, so nothing of it can be lost by
+ * a retry. An HTTP/2 request says so by ending its stream with its headers
+ * (it needs no Content-Length).
+ */
 export function hasNoBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2)
+    return (req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) return false;
   const cl = req.headers['content-length'];

@@ -20,6 +20,8 @@ export class AppTarget {
      * nginx's `$host` gives the matched server's name (README, Routing).
      */
     readonly hostName: string,
+    /** Its plain-HTTP requests may be redirected to HTTPS (README, HTTPS: redirect). */
+    readonly tls: boolean,
   ) {}
 
   /**
@@ -67,6 +69,7 @@ export class TargetCompiler {
           this.stats.for(app.name),
           accessLog ? this.accessFor(app.name) : null,
           hostNameOf(app.hosts),
+          app.tls,
         ),
     );
   }

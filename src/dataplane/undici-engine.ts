@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { Deadlines, type Expirable } from './deadlines.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type UpstreamFailureKind } from './engine.js';
-import { isHopByHopHeader, upstreamRequestHeaders } from './forwarded.js';
+import { isDroppedResponseHeader, upstreamRequestHeaders } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
 import type { Upstream } from './upstream.js';
@@ -116,9 +116,12 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
     const headers: string[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = (rawHeaders[i] as Buffer).toString('latin1');
-      if (!isHopByHopHeader(name)) headers.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+      if (!isDroppedResponseHeader(name)) headers.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
     }
-    if (statusText) res.writeHead(statusCode, statusText, headers);
+    const extra = this.request.extraHeaders;
+    if (extra !== null) for (let i = 0; i < extra.length; i++) headers.push(extra[i] as string);
+    // HTTP/2 has no reason phrase.
+    if (statusText && !this.request.h2) res.writeHead(statusCode, statusText, headers);
     else res.writeHead(statusCode, headers);
     return true;
   }
@@ -131,9 +134,12 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
     return false;
   }
 
-  onComplete(): void {
+  onComplete(trailers: Array<Buffer | string> | null): void {
     this.done = true;
-    (this.request.res as ServerResponse).end();
+    const res = this.request.res as ServerResponse;
+    // Trailers pass (README, HTTPS): chunked on HTTP/1.1, a trailing HEADERS frame on HTTP/2.
+    if (trailers !== null && trailers.length > 0) res.addTrailers(rawPairs(trailers));
+    res.end();
   }
 
   onError(error: Error): void {
@@ -163,6 +169,14 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
     this.deadlines.remove(this);
     if (!this.done && this.abortUpstream) this.abortUpstream();
   }
+}
+
+/** undici hands trailers over raw (name, value, …), as Buffers. */
+function rawPairs(raw: Array<Buffer | string>): Array<[string, string]> {
+  const text = (v: Buffer | string | undefined): string => (typeof v === 'string' ? v : (v?.toString('latin1') ?? ''));
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([text(raw[i]), text(raw[i + 1])]);
+  return pairs;
 }
 
 function failureKind(error: Error): UpstreamFailureKind {

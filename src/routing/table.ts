@@ -16,6 +16,8 @@ export interface AppRouteData {
   hosts: readonly string[];
   /** The app's ready children that may take new requests. */
   upstreams: readonly UpstreamAddress[];
+  /** Served over HTTPS when it has a certificate; false: plain HTTP only, never redirected (README, HTTPS). */
+  tls: boolean;
 }
 
 export interface RouteTableData {
