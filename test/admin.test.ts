@@ -62,7 +62,9 @@ function assertApp(
     'name',
     'requests_total',
     'state',
+    'tls',
   ]);
+  assert.equal(app.tls, false, 'no [tls] table: plain HTTP only');
   assert.equal(app.name, expected.name);
   assert.deepEqual(app.hosts, expected.hosts);
   assert.equal(app.entry, FIXTURE_APP, 'an entry outside the config directory is shown as its absolute path');

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../addresses.js';
 import type { Logger } from '../log.js';
 import { answer, answerOnSocket } from './answers.js';
-import { hasNoBody } from './request.js';
+import { hasNoBody, isHttp2 } from './request.js';
 
 /** What a listener hands its requests to: the request path. */
 export interface RequestHandler {
@@ -106,7 +106,7 @@ export class Http1Edges {
     // README, the gateway's own answers).
     server.on('connect', (req: IncomingMessage, socket: Duplex | ServerResponse) => {
       // On the HTTPS listener an HTTP/2 CONNECT stream comes here too, with a response object.
-      if (req.httpVersionMajor === 2) {
+      if (isHttp2(req)) {
         answer(socket as ServerResponse, 400, 'bad request: CONNECT is not supported');
         return;
       }

@@ -8,7 +8,7 @@ import type { DataPlaneSettings } from './data-plane.js';
 import type { EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
 import { clientAddress, TrustedProxies } from './forwarded.js';
 import type { RequestHandler } from './listener.js';
-import { ProxyRequest } from './request.js';
+import { isHttp2, ProxyRequest } from './request.js';
 import { retryAction } from './retry.js';
 import type { StatsRegistry } from './stats.js';
 import { type AppTarget, TargetCompiler } from './target.js';
@@ -176,7 +176,7 @@ export class RequestPath implements RequestHandler, EngineHooks {
   // ---- per request -------------------------------------------------------
 
   handleRequest(req: IncomingMessage, res: ServerResponse, secure = false): void {
-    const h2 = req.httpVersionMajor === 2;
+    const h2 = secure && isHttp2(req);
     // HTTP/2 names the host in `:authority` (README, HTTPS).
     const host = h2 ? ((req.headers[':authority'] as string | undefined) ?? req.headers.host) : req.headers.host;
     const problem = h2 ? null : requestProblem(req);

@@ -65,6 +65,18 @@ export class ProxyRequest {
   }
 }
 
+interface Http2Like {
+  stream: { endAfterHeaders: boolean };
+}
+
+/**
+ * An HTTP/2 stream (Node's compatibility request), not an HTTP/1 request
+ * line that merely says `HTTP/2.0` (which gets 505).
+ */
+export function isHttp2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && (req as unknown as Partial<Http2Like>).stream !== undefined;
+}
+
 export const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import https from 'node:https';
 import type * as Acme from 'acme-client';
 import type { Logger } from '../log.js';
@@ -66,6 +67,19 @@ export class AcmeIssuer implements CertificateIssuer {
   }
 
   async issue(host: string): Promise<KeyPair> {
+    try {
+      return await this.issueOnce(host);
+    } catch (err) {
+      // The server no longer knows the account (reset, or deactivated): look it up again or make a new one.
+      if (!/account/i.test((err as Error).message) || !/not found|does not exist|unknown/i.test((err as Error).message))
+        throw err;
+      this.log.warn({ err: (err as Error).message }, 'ACME account not known to the server: opening it again');
+      this.client = null;
+      return this.issueOnce(host);
+    }
+  }
+
+  private async issueOnce(host: string): Promise<KeyPair> {
     const acme = await loadAcme();
     const client = await this.account(acme);
     const { challenges, directoryUrl } = this.options;
@@ -105,7 +119,7 @@ export class AcmeIssuer implements CertificateIssuer {
   private async openAccount(acme: AcmeModule): Promise<Acme.Client> {
     const { directoryUrl, storage, email, caPem } = this.options;
     acme.axios.defaults.httpsAgent = caPem ? new https.Agent({ ca: caPem, keepAlive: true }) : undefined;
-    await this.probeDirectory(acme);
+    await this.probeDirectory();
     let accountKey = storage.readAccountKey();
     const stored = accountKey !== null;
     if (accountKey === null) {
@@ -137,19 +151,37 @@ export class AcmeIssuer implements CertificateIssuer {
     return client;
   }
 
-  /** Fetches the directory first, so that an unreachable or untrusted one says so, not acme-client's TypeError. */
-  private async probeDirectory(acme: AcmeModule): Promise<void> {
-    const { directoryUrl } = this.options;
-    let response: { status: number; data: unknown };
-    try {
-      response = await acme.axios.get(directoryUrl, { validateStatus: () => true });
-    } catch (err) {
-      throw new AcmeError(`ACME directory ${directoryUrl}: ${networkReason(err)}`);
-    }
-    const data = response.data as { newOrder?: unknown } | null;
-    if (response.status !== 200 || typeof data !== 'object' || data === null || typeof data.newOrder !== 'string') {
-      throw new AcmeError(`ACME directory ${directoryUrl}: not an ACME directory (HTTP ${response.status})`);
-    }
+  /**
+   * Fetches the directory with Node's own client, so that an unreachable or
+   * untrusted one says so: through acme-client's axios instance, a network
+   * failure that has used up its retries ends in a TypeError about axios
+   * internals.
+   */
+  private probeDirectory(): Promise<void> {
+    const { directoryUrl, caPem } = this.options;
+    const fail = (reason: string): AcmeError => new AcmeError(`ACME directory ${directoryUrl}: ${reason}`);
+    return new Promise((resolve, reject) => {
+      const url = new URL(directoryUrl);
+      const get = url.protocol === 'http:' ? http.get : https.get;
+      const req = get(url, { ...(caPem ? { ca: caPem } : {}), timeout: 10_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 65_536) body += chunk;
+        });
+        res.on('end', () => {
+          let directory: { newOrder?: unknown } | null = null;
+          try {
+            directory = JSON.parse(body) as { newOrder?: unknown };
+          } catch {}
+          if (res.statusCode === 200 && typeof directory?.newOrder === 'string') resolve();
+          else reject(fail(`not an ACME directory (HTTP ${res.statusCode})`));
+        });
+        res.on('error', (err) => reject(fail(networkReason(err))));
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+      req.on('error', (err) => reject(fail(networkReason(err))));
+    });
   }
 
   private async step<T>(what: string, run: () => Promise<T>): Promise<T> {
@@ -157,6 +189,9 @@ export class AcmeIssuer implements CertificateIssuer {
       return await run();
     } catch (err) {
       if (err instanceof AcmeError) throw err;
+      // acme-client turns a network failure into a TypeError about axios internals: when the
+      // directory itself cannot be reached, that is the error to report.
+      if (err instanceof TypeError || (err as { code?: string }).code) await this.probeDirectory();
       throw new AcmeError(`ACME ${what} at ${this.options.directoryUrl}: ${networkReason(err)}`);
     }
   }

@@ -105,6 +105,8 @@ export interface Pebble {
   stop(): Promise<void>;
   /** Stops and starts pebble on the same ports: all ACME state is gone and the issuing root is new. */
   restart(): Promise<void>;
+  /** Stops the pebble process only (its ports refuse connections); `restart()` brings it back. */
+  halt(): Promise<void>;
 }
 
 /* Every pebble still running (with its watchdog), killed when the test process exits, and temp dirs to remove. */
@@ -339,6 +341,10 @@ class PebbleServer implements Pebble {
       clearTimeout(timer);
     }
     running.delete(child);
+  }
+
+  async halt(): Promise<void> {
+    await this.kill();
   }
 
   async restart(): Promise<void> {
