@@ -224,6 +224,21 @@ ${fixtureApp('plain', ['plain.example.test'], 'tls = false')}`;
     assert.equal(redirected.status, 308);
   });
 
+  test('an untrusted directory: a clear error naming it and acme_ca_file; trusted again, the host gets one', async () => {
+    const trusted = gw.readConfig();
+    const untrusted = trusted.replace(/^acme_ca_file = .*$/m, '');
+    gw.writeConfig(`${untrusted}\n${fixtureApp('e', ['e.example.test'])}`);
+    const failed = await waitForState(adminPort, 'e.example.test', 'failed', 30_000);
+    assert.match(failed.last_error ?? '', /not trusted/);
+    assert.match(failed.last_error ?? '', /acme_ca_file/);
+    assert.ok((failed.last_error ?? '').includes(pebble.directoryUrl));
+    const reloads = gw.reloadsEnded().length;
+    gw.writeConfig(`${trusted}\n${fixtureApp('e', ['e.example.test'])}`);
+    await gw.waitForReloads(reloads + 1);
+    const renewed = await adminCall(adminPort, 'POST', '/admin/certificates/e.example.test/renew');
+    assert.equal(renewed.status, 200, renewed.body);
+  });
+
   test('a restart with the same storage orders nothing and serves the stored certificates', async () => {
     const orders = pebble.orderCount();
     const roots = [pebble.issuerRootPem, ...rootsSeen];
