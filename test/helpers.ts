@@ -180,6 +180,15 @@ export class GatewayProcess {
     return Number(new URL(String(line.admin)).port);
   }
 
+  /**
+   * The HTTPS listener's port (needs a `[tls]` table), from the line
+   * `listening on https://HOST:PORT (HTTP/2 and HTTP/1.1)` and its `address` field.
+   */
+  async httpsPort(timeoutMs = 10_000): Promise<number> {
+    const line = await this.waitForLog((l) => l.msg?.startsWith('listening on https://') === true, timeoutMs);
+    return Number(new URL(String(line.address)).port);
+  }
+
   get running(): boolean {
     return this.exited === null;
   }

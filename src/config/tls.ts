@@ -129,24 +129,26 @@ export function validateAppTls(
   const certFile = path.resolve(baseDir, certName);
   const keyFile = path.resolve(baseDir, keyName);
   const tls = { cert: certFile, key: keyFile };
-  const certPem = readText(v, [...at, 'cert'], certFile);
-  const keyPem = readText(v, [...at, 'key'], keyFile);
+  // Every file problem names the hosts it leaves without a certificate (README, HTTPS).
+  const forHosts = ` (the certificate for ${hosts.map((h) => `"${h}"`).join(', ') || 'no host'})`;
+  const certPem = readText(v, [...at, 'cert'], certFile, forHosts);
+  const keyPem = readText(v, [...at, 'key'], keyFile, forHosts);
   if (certPem === undefined || keyPem === undefined) return { tls, file: null };
   let cert: ReturnType<typeof leafCertificate>;
   try {
     cert = leafCertificate(certPem);
   } catch (err) {
-    v.fail([...at, 'cert'], `${certFile}: ${(err as Error).message}`);
+    v.fail([...at, 'cert'], `${certFile}: ${(err as Error).message}${forHosts}`);
     return { tls, file: null };
   }
   try {
     if (!keyMatches(cert, keyPem)) {
-      v.fail([...at, 'key'], `${keyFile} is not the private key of the certificate in ${certFile}`);
+      v.fail([...at, 'key'], `${keyFile} is not the private key of the certificate in ${certFile}${forHosts}`);
       return { tls, file: null };
     }
   } catch (err) {
     if (!(err instanceof CertificateFormatError)) throw err;
-    v.fail([...at, 'key'], `${keyFile}: ${err.message}`);
+    v.fail([...at, 'key'], `${keyFile}: ${err.message}${forHosts}`);
     return { tls, file: null };
   }
   const facts = certificateFacts(cert);
@@ -161,12 +163,13 @@ export function validateAppTls(
   return { tls, file: { app, hosts: [...hosts], certFile, keyFile, certPem, keyPem, facts } };
 }
 
-function readText(v: Validator, keyPath: readonly string[], file: string): string | undefined {
+function readText(v: Validator, keyPath: readonly string[], file: string, context = ''): string | undefined {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    v.fail(keyPath, code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(err as Error).message}`);
+    const problem = code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(err as Error).message}`;
+    v.fail(keyPath, `${problem}${context}`);
     return undefined;
   }
 }

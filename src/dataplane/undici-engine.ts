@@ -6,6 +6,7 @@ import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type Upstrea
 import { isDroppedResponseHeader, upstreamRequestHeaders } from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
+import { TrailerForward } from './trailer-forward.js';
 import type { Upstream } from './upstream.js';
 
 const require = createRequire(import.meta.url);
@@ -138,7 +139,7 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
     this.done = true;
     const res = this.request.res as ServerResponse;
     // Trailers pass (README, HTTPS): chunked on HTTP/1.1, a trailing HEADERS frame on HTTP/2.
-    if (trailers !== null && trailers.length > 0) res.addTrailers(rawPairs(trailers));
+    if (trailers !== null && trailers.length > 0) res.addTrailers(trailerFields(trailers));
     res.end();
   }
 
@@ -171,12 +172,20 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
   }
 }
 
-/** undici hands trailers over raw (name, value, …), as Buffers. */
-function rawPairs(raw: Array<Buffer | string>): Array<[string, string]> {
+/**
+ * undici hands trailers over raw (name, value, …), as Buffers; both
+ * responses take them as an object (HTTP/2's would read a list of pairs
+ * as names "0", "1", …). A repeated name is joined, as for headers.
+ */
+function trailerFields(raw: Array<Buffer | string>): Record<string, string> {
   const text = (v: Buffer | string | undefined): string => (typeof v === 'string' ? v : (v?.toString('latin1') ?? ''));
-  const pairs: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([text(raw[i]), text(raw[i + 1])]);
-  return pairs;
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = text(raw[i]).toLowerCase();
+    const value = text(raw[i + 1]);
+    fields[name] = fields[name] === undefined ? value : `${fields[name]}, ${value}`;
+  }
+  return fields;
 }
 
 function failureKind(error: Error): UpstreamFailureKind {
@@ -214,6 +223,12 @@ export class UndiciEngine implements ProxyEngine {
     }
     const req = request.req;
     const body = hasNoBody(req) ? null : req;
+    if (body !== null && req.headers.trailer !== undefined) {
+      const forward = new TrailerForward(request, this.hooks);
+      request.engineState = forward;
+      forward.start(timeoutMs);
+      return;
+    }
     const attempt = new ForwardAttempt(request, this.hooks, this.deadlines, timeoutMs, body !== null);
     request.engineState = attempt;
     this.deadlines.add(attempt, timeoutMs);
@@ -240,7 +255,7 @@ export class UndiciEngine implements ProxyEngine {
 
   cancel(request: ProxyRequest): void {
     const attempt = request.engineState;
-    if (attempt instanceof ForwardAttempt) attempt.cancel();
+    if (attempt instanceof ForwardAttempt || attempt instanceof TrailerForward) attempt.cancel();
   }
 
   closeUpstream(upstream: Upstream): void {
