@@ -40,7 +40,7 @@ export function validateTls(v: Validator, raw: unknown, baseDir: string): TlsSet
   const directory = v.string(raw, 'acme_directory', at);
   if (directory !== undefined) {
     if (!isHttpUrl(directory))
-      v.fail([...at, 'acme_directory'], `expected an https:// URL, got ${JSON.stringify(directory)}`);
+      v.fail([...at, 'acme_directory'], `expected an https:// (or http://) URL, got ${JSON.stringify(directory)}`);
     else acmeDirectory = directory;
   }
 

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { AcmeIssuer, type CertificateIssuer, type ChallengeBoard } from '../tls/acme-issuer.js';
 import { renewAt, retryDelay } from '../tls/renewal.js';
 import { CertificateStorage, type KeyPair } from '../tls/storage.js';
-import { type CertificateFacts, certificateFacts, coversHost, leafCertificate } from '../tls/x509.js';
+import { type CertificateFacts, certificateFacts, coversHost, keyMatches, leafCertificate } from '../tls/x509.js';
 import type { CertificateJson } from '../wire.js';
 
 /** Makes the issuer for the `[tls]` settings: ACME in the gateway, a fake in policy tests. */
@@ -120,6 +120,11 @@ export class CertificateManager {
     }
     for (const [host, want] of wanted) {
       const existing = this.hosts.get(host);
+      // Re-inserted in the config's order, which list() follows.
+      if (existing) {
+        this.hosts.delete(host);
+        this.hosts.set(host, existing);
+      }
       if (existing) {
         existing.app = want.app;
         if (want.file) this.takeFile(existing, want.file);
@@ -186,8 +191,9 @@ export class CertificateManager {
     if (managed.pair?.certPem === file.certPem && managed.pair.keyPem === file.keyPem) return;
     managed.pair = { certPem: file.certPem, keyPem: file.keyPem };
     managed.facts = file.facts;
-    managed.lastError = null;
-    managed.state = 'valid';
+    const expired = this.now() >= Date.parse(file.facts.notAfter);
+    managed.lastError = expired ? `certificate expired at ${file.facts.notAfter}` : null;
+    managed.state = expired ? 'failed' : 'valid';
     this.arm(managed);
   }
 
@@ -202,7 +208,12 @@ export class CertificateManager {
     if (stored) {
       try {
         const facts = certificateFacts(leafCertificate(stored.certPem));
-        if (this.now() < Date.parse(facts.notAfter) && coversHost(facts.names, managed.host)) {
+        // A pair written half (a crash between the key and the certificate) is not served: it is ordered again.
+        const usable =
+          this.now() < Date.parse(facts.notAfter) &&
+          coversHost(facts.names, managed.host) &&
+          keyMatches(leafCertificate(stored.certPem), stored.keyPem);
+        if (usable) {
           managed.pair = stored;
           managed.facts = facts;
           managed.state = 'valid';
@@ -245,7 +256,12 @@ export class CertificateManager {
       const pair = await issuer.issue(host);
       const facts = certificateFacts(leafCertificate(pair.certPem));
       if (managed.retired || this.stopped) return;
-      this.storage?.write(host, pair);
+      try {
+        this.storage?.write(host, pair);
+      } catch (err) {
+        // Serving it matters more than keeping it: a restart would order it again.
+        this.log.error({ host, err: (err as Error).message }, 'cannot store the new certificate; it serves anyway');
+      }
       managed.pair = pair;
       managed.facts = facts;
       managed.state = 'valid';

@@ -62,12 +62,13 @@ export function directoryFolder(directoryUrl: string): string {
   } catch {
     name = directoryUrl;
   }
-  return (
-    name
-      .toLowerCase()
-      .replace(/[^a-z0-9.]+/g, '-')
-      .replace(/^-+|-+$/g, '') || 'acme'
-  );
+  const folder = name
+    .toLowerCase()
+    .replace(/[^a-z0-9.]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  // Never `.`, `..` or a hidden name: the folder stays inside storage.
+  if (folder === '') return 'acme';
+  return folder.startsWith('.') ? `acme-${folder}` : folder;
 }
 
 function readOrNull(file: string): string | null {
