@@ -29,7 +29,7 @@ export function runCheck(args: CliArgs): number {
   if (config.tls) process.stdout.write(`, https ${formatListen(config.tls.listen)}`);
   process.stdout.write(config.admin.listen ? `, admin ${formatListen(config.admin.listen)}\n` : ', admin off\n');
   process.stdout.write(formatTable(['APP', 'HOSTS', 'INSTANCES', 'HEALTH', 'TLS'], rows));
-  if (config.tls)
+  if (config.tls && config.apps.some((a) => a.tls === 'acme'))
     process.stdout.write(`certificates: ACME ${config.tls.acmeDirectory}, stored in ${config.tls.storage}\n`);
   if (config.defaultApp === null) process.stdout.write('unmatched hosts get 404\n');
   return 0;
