@@ -8,11 +8,17 @@
 // generator runs alone on CPU 1 and every server (app, proxy) on CPU 0, so a
 // proxy's CPU cost shows. Prints tables and writes the raw figures as JSON
 // into bench/ (git-ignored). Not a test: nothing here asserts timings.
+//
+// Section `tls` measures HTTPS (HTTP/1.1 with wrk, HTTP/2 with h2load, new
+// TLS connections with wrk) through the gateway, a minimal Node TLS proxy,
+// nginx and Caddy, all with one ECDSA P-256 certificate made for the run, and
+// the gateway's RSS with --tls-certs certificates loaded against none.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -32,6 +38,8 @@ const { values: opts } = parseArgs({
     // 5,000 req/s saturates one core shared by app and proxy on a small VM; 2,000 is moderate there.
     rate: { type: 'string', default: '2000' },
     'rate-seconds': { type: 'string', default: '10' },
+    // Apps, each with its own certificate, for the tls section's RSS row.
+    'tls-certs': { type: 'string', default: '100' },
     only: { type: 'string' },
     match: { type: 'string' },
     repeat: { type: 'string', default: '1' },
@@ -45,7 +53,8 @@ const MANY_APPS = Number(opts.apps);
 const STARTUP_APPS = Number(opts['startup-apps']);
 const RATE = Number(opts.rate);
 const RATE_SECONDS = Number(opts['rate-seconds']);
-const SECTIONS = new Set((opts.only ?? 'main,cpu,latency,big,apps,reload,startup').split(','));
+const TLS_CERT_APPS = Number(opts['tls-certs']);
+const SECTIONS = new Set((opts.only ?? 'main,cpu,latency,big,apps,reload,startup,tls').split(','));
 /** Main rows whose name matches this run; the others are skipped (for quick comparisons). */
 const MATCH = new RegExp(opts.match ?? '.', 'i');
 /** Main rows run this many times, interleaved; each row reports the run with its median req/s. */
@@ -55,6 +64,12 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const PIN = os.availableParallelism() >= 2 && has('taskset');
 const LOADGEN = has('wrk') ? 'wrk' : 'autocannon';
 const NGINX = ['nginx', '/usr/sbin/nginx'].find((c) => has(c)) ?? null;
+const H2LOAD = ['h2load', '/usr/bin/h2load'].find((c) => has(c)) ?? null;
+const CADDY = ['caddy', '/usr/bin/caddy'].find((c) => has(c)) ?? null;
+const OPENSSL = has('openssl');
+/** HTTP/2 load: h2load clients (connections) × concurrent streams on each. */
+const H2_CLIENTS = 32;
+const H2_STREAMS = 10;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
 const cleanups = [];
@@ -130,8 +145,11 @@ function freePort() {
   });
 }
 
-/** nginx with 1 worker; `upstreams` is one port, or a list of [host, port] for one server block per host. */
-async function startNginx(dir, upstreams) {
+/**
+ * nginx with 1 worker; `upstreams` is one port, or a list of [host, port] for one server block per host.
+ * With `tls` ({ cert, key }), it listens for HTTPS and HTTP/2 instead of plain HTTP.
+ */
+async function startNginx(dir, upstreams, { tls: certificate = null, keepalive = 64 } = {}) {
   const port = await freePort();
   const routes = typeof upstreams === 'number' ? [[null, upstreams]] : upstreams;
   const prefix = path.join(dir, 'nginx');
@@ -153,9 +171,17 @@ http {
   server_names_hash_bucket_size 128;
 ${routes
   .map(
-    ([host, upstreamPort], i) => `  upstream app${i} { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+    ([host, upstreamPort], i) => `  upstream app${i} { server 127.0.0.1:${upstreamPort}; keepalive ${keepalive}; }
   server {
-    listen 127.0.0.1:${port};
+${
+  certificate
+    ? `    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${certificate.cert};
+    ssl_certificate_key ${certificate.key};
+    # Not the default 1,000: a keep-alive row must not turn into a handshake every 1,000 requests.
+    keepalive_requests 10000000;`
+    : `    listen 127.0.0.1:${port};`
+}
     server_name ${host ?? '_'};
     location / {
       proxy_pass http://app${i};
@@ -203,9 +229,14 @@ async function waitForPort(port, timeoutMs = 15_000) {
 /** Host names of app i when there are several. */
 const manyHost = (i) => `app${i}.${HOST}`;
 
-/** `apps` hello apps; with `hostsPerApp`, one app answers that many hosts (app0…app{n-1}). */
-function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1 } = {}) {
+/**
+ * `apps` hello apps; with `hostsPerApp`, one app answers that many hosts (app0…app{n-1}).
+ * With `tls` ({ port, certs }), an HTTPS listener on that port and app i gets `tls = { cert, key }`
+ * from certs[i], or `tls = false` when certs[i] is false.
+ */
+function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1, tls: https = null } = {}) {
   let text = `[gateway]\nlisten = "127.0.0.1:0"\naccess_log = ${accessLog}\n\n[admin]\nlisten = false\n`;
+  if (https) text += `\n[tls]\nlisten = "127.0.0.1:${https.port}"\nredirect_http = false\n`;
   for (let i = 0; i < apps; i++) {
     const hosts =
       apps === 1 && hostsPerApp === 1
@@ -214,13 +245,17 @@ function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1 
           ? Array.from({ length: hostsPerApp }, (_, k) => manyHost(k))
           : [manyHost(i)];
     text += `\n[apps.app${i}]\nhosts = ${JSON.stringify(hosts)}\nentry = ${JSON.stringify(HELLO)}\nenv = { VERSION = "${version}" }\n`;
+    if (https) {
+      const c = https.certs[i];
+      text += `tls = ${c ? `{ cert = ${JSON.stringify(c.cert)}, key = ${JSON.stringify(c.key)} }` : 'false'}\n`;
+    }
   }
   return text;
 }
 
 /** Starts the gateway with `apps` hello apps; its log goes to a file, as it would in production. */
 async function startGateway(dir, apps, options = {}) {
-  const name = `gw-${apps}-${options.accessLog === false ? 'nolog' : 'log'}-${Date.now()}`;
+  const name = `gw-${apps}-${options.accessLog === false ? 'nolog' : 'log'}${options.tls ? '-tls' : ''}-${Date.now()}`;
   const configFile = path.join(dir, `${name}.toml`);
   const logFile = path.join(dir, `${name}.log`);
   writeFileSync(configFile, gatewayConfig(apps, options));
@@ -243,6 +278,115 @@ async function startGateway(dir, apps, options = {}) {
     await sleep(20);
   }
   return { port, pids: () => [proc.pid], stop, configFile, logFile, readyMs: performance.now() - started, log };
+}
+
+// ---- TLS servers ------------------------------------------------------------
+
+/** A self-signed ECDSA P-256 certificate for `host`, as the PEM files `name`.crt and `name`.key in `dir`. */
+function makeCert(dir, name, host) {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  // biome-ignore format: one openssl command
+  const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${host}`, '-addext', `subjectAltName=DNS:${host}`, '-days', '2', '-keyout', key, '-out', cert];
+  const r = spawnSync('openssl', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return { cert, key };
+}
+
+/** One TLS handshake with SNI `servername`; resolves with the served certificate's CN and the ALPN protocol. */
+function tlsHandshake(port, servername = HOST) {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect(
+      { host: '127.0.0.1', port, servername, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] },
+      () => {
+        const result = { cn: socket.getPeerCertificate().subject?.CN ?? null, alpn: socket.alpnProtocol || null };
+        socket.destroy();
+        resolve(result);
+      },
+    );
+    socket.setTimeout(5000, () => socket.destroy(new Error('TLS handshake timed out')));
+    socket.once('error', reject);
+  });
+}
+
+/** Waits until a TLS handshake on `port` succeeds (a listener that accepts TCP may not have its certificate yet). */
+async function waitForTls(port, servername = HOST, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = null;
+  while (Date.now() < deadline) {
+    try {
+      return await tlsHandshake(port, servername);
+    } catch (err) {
+      last = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`no TLS handshake with ${servername} on port ${port}: ${last?.message}`);
+}
+
+/** The minimal Node HTTPS proxy (HTTP/1.1 and HTTP/2) of scripts/bench/tls-proxy.mjs. */
+async function startTlsProxy(upstreamPort, certificate) {
+  const proc = spawnPinned(0, process.execPath, [
+    path.join(BENCH, 'tls-proxy.mjs'),
+    String(upstreamPort),
+    certificate.cert,
+    certificate.key,
+  ]);
+  const m = await waitForLine(proc, /listening (\d+)/);
+  return { port: Number(m[1]), pids: () => [proc.pid], stop: stopper(proc) };
+}
+
+/**
+ * Caddy with the same certificate, HTTP/1.1 and HTTP/2 (no HTTP/3), no admin API, no automatic HTTPS;
+ * default_sni serves the certificate to clients that send no server name.
+ */
+async function startCaddy(dir, upstreamPort, certificate, { keepalive = 64 } = {}) {
+  const port = await freePort();
+  const home = path.join(dir, `caddy-${port}`);
+  mkdirSync(home, { recursive: true });
+  const file = path.join(home, 'Caddyfile');
+  writeFileSync(
+    file,
+    `{
+\tauto_https off
+\tadmin off
+\tdefault_sni ${HOST}
+\tservers {
+\t\tprotocols h1 h2
+\t}
+}
+
+https://${HOST}:${port} {
+\tbind 127.0.0.1
+\ttls ${certificate.cert} ${certificate.key}
+\treverse_proxy 127.0.0.1:${upstreamPort} {
+\t\ttransport http {
+\t\t\tkeepalive_idle_conns_per_host ${keepalive}
+\t\t}
+\t}
+}
+`,
+  );
+  const env = { HOME: home, XDG_CONFIG_HOME: home, XDG_DATA_HOME: home, ...(PIN ? { GOMAXPROCS: '1' } : {}) };
+  const proc = spawnPinned(0, CADDY, ['run', '--config', file, '--adapter', 'caddyfile'], { env });
+  proc.stdout.resume();
+  const stop = stopper(proc);
+  try {
+    await waitForTls(port);
+  } catch (err) {
+    throw new Error(`${err.message} ${proc.stderrText.slice(-1000)}`);
+  }
+  return { port, pids: () => [proc.pid], stop };
+}
+
+/**
+ * The gateway with `apps` hello apps and an HTTPS listener; certs[i] is app i's { cert, key }, or false.
+ * `port` is the HTTPS port, `plainPort` the HTTP one; resolves once every app is ready.
+ */
+async function startTlsGateway(dir, apps, certs) {
+  const tlsPort = await freePort();
+  const gw = await startGateway(dir, apps, { accessLog: false, tls: { port: tlsPort, certs } });
+  return { ...gw, plainPort: gw.port, port: tlsPort };
 }
 
 function cpuTicks(pids) {
@@ -274,30 +418,58 @@ function rssBytes(pids) {
 
 // ---- load -----------------------------------------------------------------
 
-function runJson(cmd, args, env = {}) {
+/** Runs a load generator on CPU 1 (when pinning) and resolves with its stdout and stderr. */
+function runPinned(cmd, args, env = {}) {
   const [c, a] = PIN ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
     execFile(c, a, { env: { ...process.env, ...env }, maxBuffer: 1 << 22 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${cmd} failed: ${err.message} ${stderr}`));
-      const line = stdout.trim().split('\n').pop();
-      try {
-        resolve(JSON.parse(line));
-      } catch {
-        reject(new Error(`${cmd} printed no result: ${stdout} ${stderr}`));
-      }
+      if (err) return reject(new Error(`${cmd} failed: ${err.message} ${stdout.slice(-1000)} ${stderr}`));
+      resolve({ stdout, stderr });
     });
   });
 }
 
-/** Closed-loop keep-alive load: `hosts` rotate per request when more than one is given. */
-async function runLoad({ port, path: urlPath = '/', hosts = [HOST], seconds, rotate = hosts.length > 1 }) {
-  const url = `http://127.0.0.1:${port}${urlPath}`;
+async function runJson(cmd, args, env = {}) {
+  const { stdout, stderr } = await runPinned(cmd, args, env);
+  const line = stdout.trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`${cmd} printed no result: ${stdout} ${stderr}`);
+  }
+}
+
+/**
+ * Closed-loop keep-alive load: `hosts` rotate per request when more than one is given.
+ * With `tls`, over HTTPS with SNI bench.test (wrk only); `headers` are extra request headers,
+ * `env` extra environment for wrk (OPENSSL_CONF).
+ */
+async function runLoad({
+  port,
+  path: urlPath = '/',
+  hosts = [HOST],
+  seconds,
+  rotate = hosts.length > 1,
+  tls: https = false,
+  headers = [],
+  env = {},
+}) {
+  // wrk sends the URL's host as the TLS server name and has no option for another one, so the
+  // URL says bench.test and report.lua connects to 127.0.0.1 whatever the name (BENCH_CONNECT).
+  const url = https ? `https://${HOST}:${port}${urlPath}` : `http://127.0.0.1:${port}${urlPath}`;
   let r;
   if (LOADGEN === 'wrk') {
     const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', path.join(BENCH, 'report.lua')];
     if (!rotate) args.push('-H', `Host: ${hosts[0]}`);
-    r = await runJson('wrk', [...args, url], { BENCH_HOSTS: rotate ? hosts.join(',') : '', BENCH_PATH: urlPath });
+    for (const header of headers) args.push('-H', header);
+    r = await runJson('wrk', [...args, url], {
+      BENCH_HOSTS: rotate ? hosts.join(',') : '',
+      BENCH_PATH: urlPath,
+      BENCH_CONNECT: https ? '127.0.0.1' : '',
+      ...env,
+    });
   } else {
+    if (https) throw new Error('the HTTPS rows need wrk (apt-get install wrk)');
     r = await runJson(process.execPath, [
       path.join(BENCH, 'autocannon-run.mjs'),
       url,
@@ -315,6 +487,53 @@ async function runLoad({ port, path: urlPath = '/', hosts = [HOST], seconds, rot
     p99Ms: r.p99_us / 1000,
     errors: r.errors,
     non2xx: r.non2xx,
+  };
+}
+
+/** A duration as h2load prints it (76us, 5.25ms, 1.2s) in ms. */
+function h2loadMs(text) {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text ?? '');
+  if (!m) return null;
+  return Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3 }[m[2]];
+}
+
+/**
+ * HTTP/2 load with h2load over TLS: SNI and :authority bench.test, connecting to 127.0.0.1:port.
+ * Only h2 is offered (--npn-list=h2): a server without HTTP/2 fails the row rather than measuring HTTP/1.1.
+ */
+async function runH2load(port, seconds) {
+  const args = [
+    `-c${H2_CLIENTS}`,
+    `-m${H2_STREAMS}`,
+    '-t1',
+    '-D',
+    String(seconds),
+    '--npn-list=h2',
+    `--connect-to=127.0.0.1:${port}`,
+    `https://${HOST}/`,
+  ];
+  const { stdout } = await runPinned(H2LOAD, args);
+  const finished = /finished in ([\d.]+)(ms|s), ([\d.]+) req\/s/.exec(stdout);
+  const counts =
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed(?:, (\d+) errored)?(?:, (\d+) timeout)?/.exec(
+      stdout,
+    );
+  if (!finished || !counts) throw new Error(`h2load printed no result: ${stdout.slice(-1000)}`);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
+  const times = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(stdout);
+  const protocol = /Application protocol: (\S+)/.exec(stdout)?.[1] ?? null;
+  const [, , started, done, succeeded, failed, errored = '0', timeout = '0'] = counts;
+  return {
+    requests: Number(succeeded),
+    rps: Number(finished[3]),
+    started: Number(started),
+    done: Number(done),
+    failed: Number(failed),
+    errors: Number(errored) + Number(timeout),
+    non2xx: codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : null,
+    meanMs: h2loadMs(times?.[3]),
+    maxMs: h2loadMs(times?.[2]),
+    protocol,
   };
 }
 
@@ -545,6 +764,219 @@ async function startupRows(dir, results) {
   process.stdout.write(`  ${STARTUP_APPS} apps ready after ${(gw.readyMs / 1000).toFixed(2)} s\n`);
 }
 
+/**
+ * Warm up, then measure one HTTPS load `run(seconds)`. CPU is of the proxy's processes: per request,
+ * and as a share of one core (well under 1: the proxy is not what limits the row; on 2 cores that is
+ * the load generator, alone on CPU 1, e.g. wrk's side of full handshakes against nginx).
+ */
+async function measureTls(target, run) {
+  if (WARMUP > 0) await run(WARMUP);
+  const pids = target.pids();
+  const before = cpuTicks(pids);
+  const started = performance.now();
+  const result = await run(DURATION);
+  const seconds = (cpuTicks(pids) - before) / CLK_TCK;
+  return {
+    ...result,
+    proxyCpuUsPerReq: result.requests ? (seconds * 1e6) / result.requests : null,
+    proxyCpuShare: seconds / ((performance.now() - started) / 1000),
+  };
+}
+
+/**
+ * HTTPS through each proxy, all on the same hello upstream and certificate:
+ *   h1            HTTP/1.1 keep-alive, wrk, CONNECTIONS connections;
+ *   h2            HTTP/2, h2load, H2_CLIENTS connections × H2_STREAMS streams;
+ *   newConn       wrk with "Connection: close": a TLS 1.3 connection per request. wrk reuses the
+ *                 session of its previous connection on that slot: about half of these connections
+ *                 are resumptions (seen against the Node proxy), as many as the server accepts;
+ *   fullHandshake the same with wrk held to TLS 1.2 without session tickets (OPENSSL_CONF for wrk
+ *                 only): none of these servers keeps a session-ID cache by default, so every
+ *                 connection is a full handshake, whatever each does with tickets.
+ * Every request's SNI and Host are bench.test.
+ */
+async function tlsRows(dir, hello, results) {
+  if (!OPENSSL) {
+    process.stdout.write('  openssl is not installed: tls section skipped\n');
+    results.tls = { skipped: 'openssl is not installed' };
+    return;
+  }
+  const tlsDir = path.join(dir, 'tls');
+  mkdirSync(tlsDir, { recursive: true });
+  const certificate = makeCert(tlsDir, 'bench', HOST);
+  const fullHandshakeConf = path.join(tlsDir, 'openssl-full-handshake.cnf');
+  writeFileSync(
+    fullHandshakeConf,
+    `openssl_conf = default_conf
+[default_conf]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MaxProtocol = TLSv1.2
+Options = -SessionTicket
+`,
+  );
+  // h2load keeps H2_CLIENTS × H2_STREAMS requests in flight: upstream pools keep that many idle connections.
+  const idle = H2_CLIENTS * H2_STREAMS;
+  const targets = [
+    ['nano-gateway (access log off)', 'gateway', () => startTlsGateway(dir, 1, [certificate])],
+    ['minimal Node http2 + undici Pool.dispatch', 'node', () => startTlsProxy(hello.port, certificate)],
+    NGINX && [
+      'nginx, 1 worker, upstream keepalive',
+      'nginx',
+      () => startNginx(dir, hello.port, { tls: certificate, keepalive: idle }),
+    ],
+    CADDY && [
+      `Caddy${PIN ? ', GOMAXPROCS=1' : ''}`,
+      'caddy',
+      () => startCaddy(dir, hello.port, certificate, { keepalive: idle }),
+    ],
+  ].filter(Boolean);
+  const loads = [
+    LOADGEN === 'wrk' && ['h1', 'HTTP/1.1 keep-alive', (port, seconds) => runLoad({ port, seconds, tls: true })],
+    H2LOAD && ['h2', 'HTTP/2', (port, seconds) => runH2load(port, seconds)],
+    LOADGEN === 'wrk' && [
+      'newConn',
+      'new TLS 1.3 connections',
+      (port, seconds) => runLoad({ port, seconds, tls: true, headers: ['Connection: close'] }),
+    ],
+    LOADGEN === 'wrk' && [
+      'fullHandshake',
+      'new TLS 1.2 connections, full handshakes',
+      (port, seconds) =>
+        runLoad({
+          port,
+          seconds,
+          tls: true,
+          headers: ['Connection: close'],
+          env: { OPENSSL_CONF: fullHandshakeConf },
+        }),
+    ],
+  ].filter(Boolean);
+  const rows = [];
+  for (const [name, kind, start] of targets) {
+    const row = { name, kind, h1: null, h2: null, newConn: null, fullHandshake: null, error: null };
+    rows.push(row);
+    let target;
+    try {
+      target = await start();
+      const served = await waitForTls(target.port);
+      row.served = served;
+    } catch (err) {
+      row.error = `did not start: ${err.message}`;
+      process.stdout.write(`  ${name}: ${row.error}\n`);
+      await target?.stop();
+      continue;
+    }
+    for (const [key, label, run] of loads) {
+      try {
+        row[key] = await measureTls(target, (seconds) => run(target.port, seconds));
+        const r = row[key];
+        process.stdout.write(
+          `  ${name}, ${label}: ${Math.round(r.rps)} ${key === 'h1' || key === 'h2' ? 'req' : 'conn'}/s, ` +
+            `${r.errors} errors, ${r.non2xx} non-2xx\n`,
+        );
+      } catch (err) {
+        row[key] = { error: err.message };
+        process.stdout.write(`  ${name}, ${label}: failed: ${err.message.slice(0, 500)}\n`);
+      }
+    }
+    await target.stop();
+  }
+  const of = (kind, key, field = 'rps') => {
+    const r = rows.find((row) => row.kind === kind)?.[key];
+    return r && !r.error ? r[field] : null;
+  };
+  const ratio = (a, b) => (a !== null && b !== null && b > 0 ? a / b : null);
+  results.tls = {
+    tools: { wrk: LOADGEN === 'wrk', h2load: H2LOAD, nginx: NGINX, caddy: CADDY },
+    settings: { connections: CONNECTIONS, h2Clients: H2_CLIENTS, h2Streams: H2_STREAMS, certificate: 'ECDSA P-256' },
+    rows,
+    ratios: {
+      h1GatewayVsNode: ratio(of('gateway', 'h1'), of('node', 'h1')),
+      h2GatewayVsNode: ratio(of('gateway', 'h2'), of('node', 'h2')),
+      h2GatewayVsCaddy: ratio(of('gateway', 'h2'), of('caddy', 'h2')),
+      newConnGatewayVsNginx: ratio(of('gateway', 'newConn'), of('nginx', 'newConn')),
+      fullHandshakeGatewayVsNginx: ratio(of('gateway', 'fullHandshake'), of('nginx', 'fullHandshake')),
+      fullHandshakeCpuGatewayVsNginx: ratio(
+        of('gateway', 'fullHandshake', 'proxyCpuUsPerReq'),
+        of('nginx', 'fullHandshake', 'proxyCpuUsPerReq'),
+      ),
+    },
+    certs: await tlsCertRows(dir, tlsDir),
+  };
+}
+
+/**
+ * The gateway's own RSS (not its children's) with TLS_CERT_APPS apps, each with its own certificate,
+ * against the same apps with `tls = false`: after every app is ready, and (with certificates) after
+ * one handshake per host, in case certificates load on first use.
+ */
+async function tlsCertRows(dir, tlsDir) {
+  const n = TLS_CERT_APPS;
+  const name = `RSS with ${n} certificates`;
+  const madeAt = performance.now();
+  const certs = Array.from({ length: n }, (_, i) => makeCert(tlsDir, `app${i}`, manyHost(i)));
+  const certsMs = performance.now() - madeAt;
+  const one = async (withCerts) => {
+    let gw;
+    try {
+      gw = await startTlsGateway(
+        dir,
+        n,
+        certs.map((c) => (withCerts ? c : false)),
+      );
+      const pid = gw.pids()[0];
+      // Without certificates there may be nothing to handshake with: the apps being ready is all there is to wait for.
+      if (withCerts) await waitForTls(gw.port, manyHost(0));
+      await sleep(1000);
+      const rssReadyMb = rssBytes([pid]) / 2 ** 20;
+      let served = null;
+      let rssAfterHandshakesMb = null;
+      if (withCerts) {
+        served = 0;
+        for (let i = 0; i < n; i++) {
+          const h = await tlsHandshake(gw.port, manyHost(i)).catch(() => null);
+          if (h?.cn === manyHost(i)) served++;
+        }
+        await sleep(500);
+        rssAfterHandshakesMb = rssBytes([pid]) / 2 ** 20;
+      }
+      return { certificates: withCerts ? n : 0, readyMs: gw.readyMs, rssReadyMb, rssAfterHandshakesMb, served };
+    } catch (err) {
+      return { certificates: withCerts ? n : 0, error: err.message };
+    } finally {
+      await gw?.stop();
+    }
+  };
+  const none = await one(false);
+  const loaded = await one(true);
+  const row = {
+    name,
+    apps: n,
+    certsMs,
+    none,
+    loaded,
+    addedMb: none.error || loaded.error ? null : loaded.rssReadyMb - none.rssReadyMb,
+    addedAfterHandshakesMb: none.error || loaded.error ? null : loaded.rssAfterHandshakesMb - none.rssReadyMb,
+  };
+  for (const [label, r] of [
+    ['tls = false', none],
+    ['certificates', loaded],
+  ]) {
+    process.stdout.write(
+      r.error
+        ? `  ${name}, ${label}: failed: ${r.error.slice(0, 500)}\n`
+        : `  ${name}, ${label}: ${n} apps ready after ${(r.readyMs / 1000).toFixed(1)} s, gateway RSS ${r.rssReadyMb.toFixed(1)} MB` +
+            (r.served === null
+              ? '\n'
+              : `, ${r.rssAfterHandshakesMb.toFixed(1)} MB after ${r.served}/${n} handshakes\n`),
+    );
+  }
+  return row;
+}
+
 // ---- report ---------------------------------------------------------------
 
 function printTables(results) {
@@ -576,6 +1008,66 @@ function printTables(results) {
         ...(REPEAT > 1 ? { 'req/s range': `${Math.round(r.rpsMin)}-${Math.round(r.rpsMax)}` } : {}),
       })),
     );
+  }
+  if (results.tls?.rows) {
+    const t = results.tls;
+    const rate = (r) => (r === null ? '-' : r.error ? 'failed' : String(Math.round(r.rps)));
+    const cpu = (r) => (r && !r.error ? fmt(r.proxyCpuUsPerReq, 0) : '-');
+    console.log(
+      '\nHTTPS, ECDSA P-256, %d s per row: HTTP/1.1 keep-alive (wrk, %d connections), HTTP/2 (h2load, %d × %d streams), ' +
+        'a new connection per request (wrk, %d connections):',
+      DURATION,
+      CONNECTIONS,
+      H2_CLIENTS,
+      H2_STREAMS,
+      CONNECTIONS,
+    );
+    console.table(
+      t.rows.map((r) => ({
+        row: r.error ? `${r.name} (did not start)` : r.name,
+        'h1 TLS req/s': rate(r.h1),
+        'h1 p99 ms': r.h1 && !r.h1.error ? fmt(r.h1.p99Ms) : '-',
+        'h2 req/s': rate(r.h2),
+        'new TLS conn/s': rate(r.newConn),
+        'full handshakes/s': rate(r.fullHandshake),
+        'CPU µs/req h1': cpu(r.h1),
+        'CPU µs/req h2': cpu(r.h2),
+        'CPU µs/conn full': cpu(r.fullHandshake),
+        'CPU % full': r.fullHandshake && !r.fullHandshake.error ? fmt(r.fullHandshake.proxyCpuShare * 100, 0) : '-',
+      })),
+    );
+    const errors = t.rows.flatMap((r) =>
+      ['h1', 'h2', 'newConn', 'fullHandshake']
+        .filter((k) => r[k] && !r[k].error && (r[k].errors > 0 || r[k].non2xx > 0))
+        .map((k) => `${r.name} ${k}: ${r[k].errors} errors, ${r[k].non2xx} non-2xx`),
+    );
+    if (errors.length) console.log(`errors: ${errors.join('; ')}`);
+    const x = (v) => (v === null ? '- (a row is missing or failed)' : `× ${fmt(v)}`);
+    const c = t.certs;
+    const rss = (r) =>
+      r.error
+        ? `failed: ${r.error.slice(0, 200)}`
+        : `${fmt(r.rssReadyMb, 1)} MB${r.rssAfterHandshakesMb === null ? '' : `, ${fmt(r.rssAfterHandshakesMb, 1)} MB after ${r.served}/${c.apps} handshakes`}, ${c.apps} apps ready in ${fmt(r.readyMs / 1000, 1)} s`;
+    console.table([
+      { measure: 'h1 TLS req/s, gateway / minimal Node', value: x(t.ratios.h1GatewayVsNode) },
+      { measure: 'h2 req/s, gateway / minimal Node', value: x(t.ratios.h2GatewayVsNode) },
+      { measure: 'h2 req/s, gateway / Caddy', value: x(t.ratios.h2GatewayVsCaddy) },
+      { measure: 'new TLS conn/s, gateway / nginx', value: x(t.ratios.newConnGatewayVsNginx) },
+      { measure: 'full handshakes/s, gateway / nginx', value: x(t.ratios.fullHandshakeGatewayVsNginx) },
+      {
+        measure: 'proxy CPU per full handshake, gateway / nginx',
+        value: x(t.ratios.fullHandshakeCpuGatewayVsNginx),
+      },
+      { measure: `${c.name}: gateway RSS, apps with tls = false`, value: rss(c.none) },
+      { measure: `${c.name}: gateway RSS, each app its certificate`, value: rss(c.loaded) },
+      {
+        measure: `${c.name}: added by the certificates`,
+        value:
+          c.addedMb === null
+            ? '-'
+            : `${fmt(c.addedMb, 1)} MB when ready, ${fmt(c.addedAfterHandshakesMb, 1)} MB after the handshakes`,
+      },
+    ]);
   }
   const extra = [];
   if (results.cpu) {
@@ -656,6 +1148,10 @@ async function main() {
     `load generator: ${LOADGEN === 'wrk' ? 'wrk' : 'autocannon (wrk is not installed: apt-get install wrk for steadier figures)'}`,
   );
   console.log(`nginx: ${NGINX ? NGINX : 'not installed, nginx rows skipped (apt-get install nginx)'}`);
+  if (SECTIONS.has('tls')) {
+    console.log(`h2load: ${H2LOAD ?? 'not installed, HTTP/2 rows skipped (apt-get install nghttp2-client)'}`);
+    console.log(`caddy: ${CADDY ?? 'not installed, Caddy rows skipped (apt-get install caddy)'}`);
+  }
   console.log(
     `pinning: ${PIN ? 'load generator on CPU 1, app and proxy on CPU 0' : 'off (needs 2 cores and taskset)'}`,
   );
@@ -674,6 +1170,7 @@ async function main() {
     if (SECTIONS.has('apps')) await manyAppRows(dir, results);
     if (SECTIONS.has('reload')) await reloadRows(dir, results);
     if (SECTIONS.has('startup')) await startupRows(dir, results);
+    if (SECTIONS.has('tls')) await tlsRows(dir, hello, results);
   } finally {
     await Promise.all(cleanups.map((stop) => stop()));
     rmSync(dir, { recursive: true, force: true });
@@ -687,6 +1184,8 @@ async function main() {
     node: process.version,
     loadgen: LOADGEN,
     nginx: NGINX,
+    h2load: H2LOAD,
+    caddy: CADDY,
     pinned: PIN,
   };
   writeFileSync(
@@ -695,7 +1194,7 @@ async function main() {
       {
         date: new Date().toISOString(),
         machine,
-        settings: { DURATION, WARMUP, CONNECTIONS, MANY_APPS, STARTUP_APPS, RATE, RATE_SECONDS },
+        settings: { DURATION, WARMUP, CONNECTIONS, MANY_APPS, STARTUP_APPS, RATE, RATE_SECONDS, TLS_CERT_APPS },
         results,
       },
       null,

@@ -1,5 +1,15 @@
 -- wrk script: optional Host rotation over BENCH_HOSTS (comma-separated), and
 -- one JSON line at the end with throughput, latency percentiles (µs) and errors.
+-- With BENCH_CONNECT, wrk connects to that address whatever the URL's host:
+-- wrk sends the URL's host as the TLS server name (SNI), so
+-- https://bench.test:PORT/ with BENCH_CONNECT=127.0.0.1 sends SNI bench.test.
+local connect = os.getenv("BENCH_CONNECT") or ""
+if connect ~= "" then
+  wrk.resolve = function(_, service)
+    wrk.addrs = wrk.lookup(connect, service)
+  end
+end
+
 local hosts = {}
 local path = os.getenv("BENCH_PATH") or "/"
 for h in string.gmatch(os.getenv("BENCH_HOSTS") or "", "[^,]+") do hosts[#hosts + 1] = h end
