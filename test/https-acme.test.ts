@@ -5,8 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { adminCall, fixtureApp, freePort, GatewayProcess, request, runCli, waitFor } from './helpers.js';
+import { adminCall, FIXTURE_APP, fixtureApp, freePort, GatewayProcess, request, runCli, waitFor } from './helpers.js';
 import { h2Request, httpsPortOf, httpsRequest } from './tls/client.js';
 import { type DnsResponder, startDnsResponder } from './tls/dns.js';
 import { type Pebble, pebbleSkip, startPebble } from './tls/pebble.js';
@@ -154,6 +157,33 @@ ${fixtureApp('plain', ['plain.example.test'], 'tls = false')}`;
     const challenge = await request(plainPort, { host: 'a.example.test', path: '/.well-known/acme-challenge/nope' });
     assert.equal(challenge.status, 200);
     assert.match(challenge.body, /^a \d+ GET \/\.well-known\/acme-challenge\/nope$/m);
+  });
+
+  test('storage: ECDSA P-256 keys, files 0600 in 0700 folders, one folder per directory', async () => {
+    const root = path.join(gw.dir, 'certs');
+    const [folder] = readdirSync(root);
+    assert.match(folder ?? '', /^127\.0\.0\.1-\d+-dir$/, 'named after the ACME directory');
+    const dir = path.join(root, folder as string);
+    for (const file of ['account.key', 'a.example.test/key.pem', 'a.example.test/cert.pem']) {
+      assert.equal(statSync(path.join(dir, file)).mode & 0o777, 0o600, file);
+    }
+    assert.equal(statSync(path.join(dir, 'a.example.test')).mode & 0o777, 0o700);
+    for (const file of ['account.key', 'a.example.test/key.pem']) {
+      const key = createPrivateKey(readFileSync(path.join(dir, file), 'utf8'));
+      assert.equal(key.asymmetricKeyType, 'ec', file);
+      assert.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1', file);
+    }
+  });
+
+  test('POST /admin/apps with a new host orders its certificate', async () => {
+    const added = await adminCall(adminPort, 'POST', '/admin/apps', {
+      body: { name: 'admin-added', hosts: ['f.example.test'], entry: FIXTURE_APP, health_path: '/health' },
+    });
+    assert.equal(added.status, 201, added.body);
+    assert.equal(added.json.tls, 'acme');
+    await waitForState(adminPort, 'f.example.test', 'valid');
+    const reply = await httpsRequest({ port: tlsPort, host: 'f.example.test', ca: pebble.issuerRootPem });
+    assert.equal(reply.subjectaltname, 'DNS:f.example.test');
   });
 
   test('a reload that adds a host gets its certificate without a restart', async () => {

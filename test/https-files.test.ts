@@ -660,3 +660,39 @@ describe('certificate files: config errors', () => {
     }
   }
 });
+
+describe('[tls] keys on reload: listen needs a restart, the others apply at once', () => {
+  const cert = leaf(['reload.test'], 'reload');
+  let gw: GatewayProcess;
+  let tlsPort: number;
+  const config = (tls: string): string =>
+    `${gatewaySection()}\n${tlsSection(tls)}\n${fixtureApp('reload', ['reload.test'], fileTls('reload'))}`;
+
+  before(async () => {
+    gw = await GatewayProcess.start({ config: config(''), files: pemFiles(cert, 'reload') });
+    tlsPort = await gw.httpsPort();
+  });
+  after(() => gw?.cleanup());
+
+  test('hsts_max_age and redirect_http apply at the next reload; a new [tls] listen is logged, the old port serves', async () => {
+    const before = await httpsRequest(tlsPort, { ca: ca.certPem, servername: 'reload.test', path: '/health' });
+    assert.equal(before.headers['strict-transport-security'], undefined);
+    assert.equal((await request(gw.port, { host: 'reload.test', path: '/health' })).status, 308);
+
+    const reloads = gw.reloadsEnded().length;
+    gw.writeConfig(
+      config('hsts_max_age = 30\nredirect_http = false').replace(
+        'listen = "127.0.0.1:0"\nstorage',
+        'listen = "127.0.0.1:1"\nstorage',
+      ),
+    );
+    await gw.waitForReloads(reloads + 1);
+    const warning = await gw.waitForLog((l) => String(l.msg).includes('[tls] listen changed to 127.0.0.1:1'));
+    assert.match(String(warning.msg), /restart/);
+    const after = await httpsRequest(tlsPort, { ca: ca.certPem, servername: 'reload.test', path: '/health' });
+    assert.equal(after.status, 200, 'the HTTPS listener stays where it is until a restart');
+    assert.equal(after.headers['strict-transport-security'], 'max-age=30');
+    const plain = await request(gw.port, { host: 'reload.test', path: '/health' });
+    assert.equal(plain.status, 200, 'redirect_http = false: no redirect');
+  });
+});
