@@ -559,6 +559,34 @@ describe('CertificateManager: renewal timer', () => {
 });
 
 describe('CertificateManager: failures', () => {
+  test('fixing the [tls] settings retries a failed host at once, not after its backoff', async () => {
+    const ws = workspace();
+    const h = new Harness();
+    h.issuer.auto = () => new Error('ACME directory: connection refused');
+    h.run(ws.config(TLS + app('web', ['a.test'])));
+    await until(() => h.manager.orders.failed === 1, 'first failure');
+    assert.equal(h.issuer.calls.length, 1);
+    h.issuer.auto = ninetyDays;
+    h.manager.follow(ws.config(`${TLS}acme_directory = "${STAGING}"\n${app('web', ['a.test'])}`));
+    assert.equal(h.issuer.calls.length, 2, 'ordered again at once under the new settings');
+    await until(() => h.state('a.test') === 'valid', 'a.test valid');
+  });
+
+  test('an order made under the previous directory is neither stored in the new folder nor served', async () => {
+    const ws = workspace();
+    const h = new Harness().run(ws.config(TLS + app('web', ['a.test'])));
+    const old = h.issuer.last();
+    h.manager.follow(ws.config(`${TLS}acme_directory = "${STAGING}"\n${app('web', ['a.test'])}`));
+    old.resolve(ninetyDays('a.test'));
+    await settle();
+    assert.equal(new CertificateStorage(ws.storage, STAGING).read('a.test'), null, 'not in the new folder');
+    assert.deepEqual(h.plane.last.certificates, [], 'not served');
+    await until(() => h.issuer.calls.length === 2, 'ordered from the new directory');
+    h.issuer.last().resolve(ninetyDays('a.test'));
+    await until(() => h.state('a.test') === 'valid', 'a.test valid');
+    assert.notEqual(new CertificateStorage(ws.storage, STAGING).read('a.test'), null);
+  });
+
   test('a failed order: failed with last_error, retried at +1, +2, +4 min … at most 6 h, not before', async () => {
     const ws = workspace();
     const h = new Harness();
@@ -817,8 +845,11 @@ describe('CertificateManager: follow()', () => {
     assert.equal(h.factory.length, 2, 'a new issuer for the new directory');
     assert.equal(h.factory[1]!.tls.acmeDirectory, STAGING);
     assert.equal(h.factory[1]!.storage.dir, path.join(ws.storage, directoryFolder(STAGING)));
-    assert.deepEqual(h.issuer.hosts(), ['a.test', 'd.test']);
-    h.issuer.last().resolve(ninetyDays('d.test'));
+    // New settings apply at once: a.test is ordered again from the new directory while its certificate serves.
+    assert.deepEqual(h.issuer.hosts(), ['a.test', 'a.test', 'd.test']);
+    assert.equal(h.state('a.test'), 'renewing');
+    assert.ok(h.plane.served('a.test'), 'the old certificate serves until the new one comes');
+    h.issuer.calls.find((c) => c.host === 'd.test')!.resolve(ninetyDays('d.test'));
     await until(() => h.state('d.test') === 'valid', 'd.test');
     assert.notEqual(new CertificateStorage(ws.storage, STAGING).read('d.test'), null, 'stored under staging');
     assert.equal(new CertificateStorage(ws.storage, LETS_ENCRYPT).read('d.test'), null);
@@ -827,7 +858,7 @@ describe('CertificateManager: follow()', () => {
     assert.deepEqual(h.plane.last.certificates, []);
     assert.deepEqual(h.manager.list(), []);
     tickTo(T0 + 10 * DAY);
-    assert.equal(h.issuer.calls.length, 2, 'no more orders');
+    assert.equal(h.issuer.calls.length, 3, 'no more orders');
   });
 
   test('a host that moves to another app keeps its certificate; one that gets files stops its ACME order', async () => {

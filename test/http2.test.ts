@@ -173,6 +173,32 @@ ${fixtureApp('beta', ['beta.test'], fileTls('beta'))}
 
   const TRAILER_SHA = createHash('sha256').update('trailer body').digest('hex');
 
+  test('a once-only header the child sends twice does not reset the stream, nor crash the gateway', async () => {
+    // The trailer announcement takes the request down the path that can forward request trailers.
+    for (const headers of [{}, { trailer: 'x-sum' }] as Array<Record<string, string>>) {
+      const reply = await h2Request(session, {
+        authority: 'alpha.test',
+        path: '/dup',
+        method: 'POST',
+        headers,
+        body: 'b',
+      });
+      assert.equal(reply.status, 200, JSON.stringify(headers));
+      assert.equal(reply.body, 'dup');
+      assert.equal(reply.headers['content-type'], 'text/plain', 'the first one, as browsers read it');
+      assert.equal(reply.headers['x-many'], '1, 2', 'headers that may repeat all pass');
+    }
+    assert.ok(gw.running, 'the gateway is still up');
+    assert.equal((await h2Request(session, { authority: 'alpha.test', path: '/health' })).status, 200);
+  });
+
+  test(':authority is the Host the child sees, whatever a host header says', async () => {
+    const reply = await h2Request(session, { authority: 'alpha.test', path: '/info', headers: { host: 'beta.test' } });
+    const info = JSON.parse(reply.body) as Info;
+    assert.equal(info.app, 'alpha');
+    assert.equal(info.headers.host, 'alpha.test');
+  });
+
   test('trailers from the child reach an HTTP/2 client', async () => {
     const h2 = await h2Request(session, { authority: 'alpha.test', path: '/trailers' });
     assert.equal(h2.status, 200);

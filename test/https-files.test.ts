@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type http2 from 'node:http2';
 import https from 'node:https';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import {
   GatewayProcess,
   gatewaySection,
   type LogLine,
+  rawRequest,
   request,
   runCli,
   tempDir,
@@ -694,5 +695,74 @@ describe('[tls] keys on reload: listen needs a restart, the others apply at once
     assert.equal(after.headers['strict-transport-security'], 'max-age=30');
     const plain = await request(gw.port, { host: 'reload.test', path: '/health' });
     assert.equal(plain.status, 200, 'redirect_http = false: no redirect');
+  });
+});
+
+describe('certbot-style renewal, a default that goes away, absolute-form targets, an app with its own HSTS', () => {
+  const first = leaf(['bot.test'], 'bot-1');
+  const second = leaf(['bot.test'], 'bot-2');
+  let gw: GatewayProcess;
+  let tlsPort: number;
+
+  before(async () => {
+    const dir = tempDir('nano-certbot-');
+    // certbot's layout: live/ holds symlinks into archive/, and a renewal points them at new files.
+    writeFiles(dir, {
+      'archive/fullchain1.pem': first.certPem,
+      'archive/privkey1.pem': first.keyPem,
+      'archive/fullchain2.pem': second.certPem,
+      'archive/privkey2.pem': second.keyPem,
+    });
+    mkdirSync(path.join(dir, 'live'));
+    symlinkSync('../archive/fullchain1.pem', path.join(dir, 'live/fullchain.pem'));
+    symlinkSync('../archive/privkey1.pem', path.join(dir, 'live/privkey.pem'));
+    writeFiles(dir, {
+      'nano.toml': `${gatewaySection()}\n${tlsSection('hsts_max_age = 100')}
+${fixtureApp('bot', ['bot.test'], 'tls = { cert = "live/fullchain.pem", key = "live/privkey.pem" }')}`,
+    });
+    gw = await GatewayProcess.startIn(dir);
+    tlsPort = await gw.httpsPort();
+  });
+  after(() => gw?.cleanup());
+
+  test('an absolute-form request target is redirected to its path and query', async () => {
+    const raw = await rawRequest(
+      gw.port,
+      'GET http://bot.test/abs?x=1 HTTP/1.1\r\nHost: bot.test\r\nConnection: close\r\n\r\n',
+    );
+    assert.match(raw, /^HTTP\/1\.1 308 /);
+    assert.match(raw, new RegExp(`\\r\\nlocation: https://bot\\.test:${tlsPort}/abs\\?x=1\\r\\n`, 'i'));
+  });
+
+  test("the app's own Strict-Transport-Security wins; the gateway adds none beside it", async () => {
+    const reply = await httpsRequest(tlsPort, { ca: ca.certPem, servername: 'bot.test', path: '/dup?sts=5' });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers['strict-transport-security'], 'max-age=5');
+    const own = await httpsRequest(tlsPort, { ca: ca.certPem, servername: 'bot.test', path: '/health' });
+    assert.equal(own.headers['strict-transport-security'], 'max-age=100');
+  });
+
+  test('symlinks pointed at new files, as certbot renews, serve the new certificate', async () => {
+    assert.equal((await handshake(tlsPort, { ca: ca.certPem, servername: 'bot.test' })).serial, first.serial);
+    for (const [link, target] of [
+      ['live/privkey.pem', '../archive/privkey2.pem'],
+      ['live/fullchain.pem', '../archive/fullchain2.pem'],
+    ] as const) {
+      rmSync(path.join(gw.dir, link));
+      symlinkSync(target, path.join(gw.dir, link));
+    }
+    await waitFor(
+      async () => (await handshake(tlsPort, { ca: ca.certPem, servername: 'bot.test' })).serial === second.serial,
+      'the renewed certificate',
+    );
+  });
+
+  test('once the default app has no certificate, a handshake without SNI fails instead of getting the old one', async () => {
+    assert.equal((await handshake(tlsPort, { ca: ca.certPem })).serial, second.serial);
+    const reloads = gw.reloadsEnded().length;
+    gw.writeConfig(gw.readConfig().replace(/tls = \{[^}]*\}/, 'tls = false'));
+    await gw.waitForReloads(reloads + 1);
+    await assert.rejects(handshake(tlsPort, { ca: ca.certPem }));
+    await assert.rejects(handshake(tlsPort, { ca: ca.certPem, servername: 'bot.test' }));
   });
 });

@@ -29,6 +29,9 @@ export class ConfigWatcher {
   private readonly debounceMs: number;
   private readonly file: string;
   private extra = new Set<string>();
+  private extraDirs = new Set<string>();
+  /** Watches the certificate files' folders (see watchAlso); made when the config first names a file. */
+  private dirWatcher: FSWatcher | null = null;
   private configChanged = false;
 
   constructor(private readonly options: ConfigWatcherOptions) {
@@ -50,14 +53,34 @@ export class ConfigWatcher {
     return new Promise((resolve) => this.watcher.once('ready', () => resolve()));
   }
 
-  /** The other files to watch now (the certificate files of the running config), replacing the last list. */
+  /**
+   * The other files to watch now (the certificate files of the running
+   * config), replacing the last list. Their folders are watched, not the
+   * files: certbot renews by pointing the `live/` symlinks at new files,
+   * which changes nothing in the files a watch on the link would follow.
+   */
   watchAlso(files: readonly string[]): void {
     const next = new Set(files.map((f) => path.resolve(f)).filter((f) => f !== this.file));
-    const gone = [...this.extra].filter((f) => !next.has(f));
-    const added = [...next].filter((f) => !this.extra.has(f));
-    if (gone.length > 0) this.watcher.unwatch(gone);
-    if (added.length > 0) this.watcher.add(added);
+    const dirs = new Set([...next].map((f) => path.dirname(f)));
+    const gone = [...this.extraDirs].filter((d) => !dirs.has(d));
+    const added = [...dirs].filter((d) => !this.extraDirs.has(d));
     this.extra = next;
+    this.extraDirs = dirs;
+    if (added.length > 0 && this.dirWatcher === null) {
+      this.dirWatcher = chokidar.watch(added, {
+        ignoreInitial: true,
+        depth: 0,
+        followSymlinks: false,
+        awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 15 },
+      });
+      this.dirWatcher.on('all', (event, changed) => {
+        if (this.extra.has(path.resolve(changed))) this.onEvent(event, changed);
+      });
+      this.dirWatcher.on('error', (err) =>
+        this.options.logger.warn({ err: (err as Error).message }, 'certificate watcher error'),
+      );
+    } else if (added.length > 0) this.dirWatcher?.add(added);
+    if (gone.length > 0) this.dirWatcher?.unwatch(gone);
   }
 
   private onEvent(event: string, changed: string): void {
@@ -80,6 +103,6 @@ export class ConfigWatcher {
 
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
-    await this.watcher.close();
+    await Promise.all([this.watcher.close(), this.dirWatcher?.close()]);
   }
 }

@@ -9,6 +9,9 @@ import { CertificateStorage, type KeyPair } from '../tls/storage.js';
 import { type CertificateFacts, certificateFacts, coversHost, keyMatches, leafCertificate } from '../tls/x509.js';
 import type { CertificateJson } from '../wire.js';
 
+/** The soonest a new certificate is renewed, whatever its dates say. */
+const MIN_RENEW_DELAY_MS = 10_000;
+
 /** Makes the issuer for the `[tls]` settings: ACME in the gateway, a fake in policy tests. */
 export type IssuerFactory = (
   tls: TlsSettings,
@@ -107,8 +110,9 @@ export class CertificateManager {
     const key = config.tls
       ? JSON.stringify([config.tls.acmeDirectory, config.tls.acmeEmail, config.tls.acmeCa, config.tls.storage])
       : '';
-    if (key !== this.settingsKey) {
-      // Orders under way finish with the issuer they started with; the next ones use the new settings.
+    const settingsChanged = key !== this.settingsKey;
+    if (settingsChanged) {
+      // Orders under way finish with the issuer they started with, and their result is not used.
       this.settingsKey = key;
       this.issuer = null;
       this.storage = config.tls ? new CertificateStorage(config.tls.storage, config.tls.acmeDirectory) : null;
@@ -117,6 +121,17 @@ export class CertificateManager {
     for (const [host, managed] of this.hosts) {
       const want = wanted.get(host);
       if (want === undefined || want.source !== managed.source) this.retire(managed);
+    }
+    if (settingsChanged) {
+      // New ACME settings apply at once (README, `[tls]`): each host's certificate comes from the new
+      // directory's folder, or is ordered there now (a failed host does not wait out its backoff); a
+      // certificate already serving keeps serving until then.
+      for (const managed of this.hosts.values()) {
+        if (managed.source !== 'acme') continue;
+        managed.failures = 0;
+        this.clearTimer(managed);
+        if (!managed.ordering) this.loadOrOrder(managed);
+      }
     }
     for (const [host, want] of wanted) {
       const existing = this.hosts.get(host);
@@ -240,7 +255,8 @@ export class CertificateManager {
   private order(managed: ManagedCertificate): Promise<void> {
     if (managed.ordering) return managed.ordering;
     this.clearTimer(managed);
-    managed.state = this.serving(managed) ? 'renewing' : 'pending';
+    // A failed host stays `failed` while it is tried again, rather than flapping through `pending`.
+    managed.state = this.serving(managed) ? 'renewing' : managed.state === 'failed' ? 'failed' : 'pending';
     managed.ordering = this.runOrder(managed).finally(() => {
       managed.ordering = null;
     });
@@ -250,24 +266,45 @@ export class CertificateManager {
   private async runOrder(managed: ManagedCertificate): Promise<void> {
     const { host } = managed;
     const started = this.now();
+    // What the order was made under: a certificate from a directory the config no longer names is neither
+    // stored in the new one's folder nor served (staging never ends up as production).
+    const settingsKey = this.settingsKey;
+    const storage = this.storage;
     try {
       const issuer = this.currentIssuer();
       this.log.info({ host, app: managed.app }, managed.pair ? 'renewing certificate' : 'ordering certificate');
       const pair = await issuer.issue(host);
       const facts = certificateFacts(leafCertificate(pair.certPem));
-      if (managed.retired || this.stopped) return;
+      if (!coversHost(facts.names, host)) throw new Error(`the issued certificate does not cover ${host}`);
+      if (!keyMatches(leafCertificate(pair.certPem), pair.keyPem))
+        throw new Error('the issued certificate is not for the key the gateway made');
       try {
-        this.storage?.write(host, pair);
+        // Stored even if the host has just gone: the CA has issued it, and ordering it again costs rate limit.
+        storage?.write(host, pair);
       } catch (err) {
         // Serving it matters more than keeping it: a restart would order it again.
         this.log.error({ host, err: (err as Error).message }, 'cannot store the new certificate; it serves anyway');
+      }
+      if (managed.retired || this.stopped) return;
+      if (settingsKey !== this.settingsKey) {
+        this.log.info({ host }, 'certificate obtained under the previous [tls] settings: ordering under the new ones');
+        // Once this order has let go of the host (order() clears `ordering` after this returns).
+        setImmediate(() => {
+          if (!managed.retired && !this.stopped) this.loadOrOrder(managed);
+        });
+        return;
       }
       managed.pair = pair;
       managed.facts = facts;
       managed.state = 'valid';
       managed.lastError = null;
       managed.failures = 0;
-      managed.nextOrderAt = renewAt(Date.parse(facts.notBefore), Date.parse(facts.notAfter));
+      // Never sooner than MIN_RENEW_DELAY_MS: a certificate already due (a clock off, a tiny lifetime)
+      // must not make an order loop.
+      managed.nextOrderAt = Math.max(
+        renewAt(Date.parse(facts.notBefore), Date.parse(facts.notAfter)),
+        this.now() + MIN_RENEW_DELAY_MS,
+      );
       this.orders.ok++;
       this.publish();
       this.log.info(

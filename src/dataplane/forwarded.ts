@@ -62,6 +62,87 @@ export function isDroppedResponseHeader(name: string): boolean {
 }
 
 /**
+ * Headers Node's HTTP/2 layer takes once only: a second one throws
+ * (ERR_HTTP2_HEADER_SINGLE_VALUE), where HTTP/1.1 passes both on.
+ */
+const HTTP2_SINGLE_VALUE_HEADERS: ReadonlySet<string> = new Set([
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
+]);
+
+/**
+ * Response headers (raw pairs) for an HTTP/2 client: of a once-only header
+ * the child sent twice, the first (as browsers read it), so that the
+ * response is not reset.
+ */
+export function http2ResponseHeaders(headers: string[]): string[] {
+  let seen: Set<string> | null = null;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = (headers[i] as string).toLowerCase();
+    if (!HTTP2_SINGLE_VALUE_HEADERS.has(name)) continue;
+    seen ??= new Set();
+    if (seen.has(name)) {
+      headers.splice(i, 2);
+      i -= 2;
+    } else seen.add(name);
+  }
+  return headers;
+}
+
+/**
+ * The gateway's own response headers (HSTS) after the child's, unless the
+ * child sent that header itself: its value is the app's to choose.
+ */
+export function addGatewayHeaders(headers: string[], extra: readonly string[]): void {
+  for (let i = 0; i < extra.length; i += 2) {
+    const name = extra[i] as string;
+    let present = false;
+    for (let j = 0; j < headers.length && !present; j += 2) present = (headers[j] as string).toLowerCase() === name;
+    if (!present) headers.push(name, extra[i + 1] as string);
+  }
+}
+
+/** Trailers a client may receive: none of the connection-specific fields (HTTP/2 throws on them). */
+export function clientTrailers(trailers: NodeJS.Dict<string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(trailers))
+    if (value !== undefined && !isDroppedResponseHeader(name)) out[name] = value;
+  return out;
+}
+
+/**
  * Request headers the gateway does not pass on: the hop-by-hop ones,
  * `Expect` (it answers that itself) and X-Forwarded-*, which it sets.
  */
@@ -159,7 +240,7 @@ export function setForwardedHeaders(headers: IncomingHttpHeaders, facts: Forward
 export function rewriteRequestHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): void {
   if (facts.h2) {
     for (const name of Object.keys(headers)) if (name.charCodeAt(0) === COLON) delete headers[name];
-    if (headers.host === undefined && facts.host !== undefined) headers.host = facts.host;
+    if (facts.host !== undefined) headers.host = facts.host;
   }
   const named = connectionTokens(headers.connection as string | undefined);
   if (named) for (const name of named) delete headers[name];
@@ -183,17 +264,14 @@ export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
   facts: ForwardingFacts,
 ): string[] {
-  const out: string[] =
-    facts.host === undefined
-      ? ['host', facts.hostName]
-      : facts.h2 && headers.host === undefined
-        ? ['host', facts.host]
-        : [];
+  // On HTTP/2 the host the request was routed by (`:authority`) is the Host the child sees, whatever a
+  // `host` header says (RFC 9113 §8.3.1).
+  const out: string[] = facts.host === undefined ? ['host', facts.hostName] : facts.h2 ? ['host', facts.host] : [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     // HTTP/2 pseudo-headers (`:method`, `:authority`, …) are not headers an HTTP/1.1 child can take.
-    if (name.charCodeAt(0) === COLON) continue;
+    if (name.charCodeAt(0) === COLON || (facts.h2 && name.length === 4 && name.toLowerCase() === 'host')) continue;
     if (DROPPED_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (DROPPED_REQUEST_HEADERS.has(lower)) {

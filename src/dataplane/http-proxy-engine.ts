@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import type * as HttpProxy3 from 'http-proxy-3';
 import { answerOnSocket } from './answers.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine } from './engine.js';
-import { rewriteRequestHeaders, setForwardedHeaders } from './forwarded.js';
+import { isDroppedResponseHeader, rewriteRequestHeaders, setForwardedHeaders } from './forwarded.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
 import type { Upstream } from './upstream.js';
 
@@ -191,8 +191,16 @@ export class HttpProxyEngine implements ProxyEngine {
       delete upstreamRes.headers['keep-alive'];
       process.nextTick(restoreKeepAliveHint, upstreamRes, keepAliveHint);
     }
-    if (res.req.httpVersionMinor === 1) upstreamRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
+    if (request.h2) {
+      // HTTP/2 throws on connection-specific headers (README, HTTPS).
+      for (const name of Object.keys(upstreamRes.headers))
+        if (isDroppedResponseHeader(name)) delete upstreamRes.headers[name];
+    } else if (res.req.httpVersionMinor === 1)
+      upstreamRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
     else delete upstreamRes.headers.connection;
+    const extra = request.extraHeaders;
+    if (extra !== null && upstreamRes.headers[extra[0] as string] === undefined)
+      upstreamRes.headers[extra[0] as string] = extra[1] as string;
     this.hooks.onResponseStart(request);
   }
 

@@ -33,6 +33,8 @@ export class HttpsListener {
   /** The PEM pair of the certificate for handshakes without SNI, as last set. */
   private defaultPair: { cert: string; key: string } | undefined;
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** Every TLS connection, so that a shutdown can cut HTTP/1.1 and WebSocket ones too. */
+  private readonly sockets = new Set<TLSSocket>();
   private readonly keepAliveTimeoutMs: number;
   private closing = false;
 
@@ -59,6 +61,10 @@ export class HttpsListener {
     h1.requestTimeout = 300_000;
     new Http1Edges(this.server as unknown as EdgeServer, handler, this.log, true);
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session));
+    this.server.on('secureConnection', (socket: TLSSocket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     // A handshake that fails (no certificate for the name, a client that gives up) is the client's problem.
     this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       this.log.debug({ err: err.message, code: err.code, sni: socket.servername || null }, 'TLS handshake failed');
@@ -74,6 +80,10 @@ export class HttpsListener {
       // Handshakes without SNI get the server's own context; SNICallback is not asked for them.
       this.server.setSecureContext({ cert: pair.cert, key: pair.key });
       this.defaultPair = pair;
+    } else if (!pair && this.defaultPair) {
+      // No default any more (removed, expired): such handshakes fail rather than get a stale certificate.
+      this.server.setSecureContext({});
+      this.defaultPair = undefined;
     }
   }
 
@@ -97,7 +107,7 @@ export class HttpsListener {
   /** Cuts whatever is left. */
   closeAll(): void {
     for (const session of this.sessions) session.destroy();
-    (this.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+    for (const socket of this.sockets) socket.destroy();
   }
 
   private onSession(session: ServerHttp2Session): void {

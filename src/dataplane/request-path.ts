@@ -8,7 +8,7 @@ import type { DataPlaneSettings } from './data-plane.js';
 import type { EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
 import { clientAddress, TrustedProxies } from './forwarded.js';
 import type { RequestHandler } from './listener.js';
-import { isHttp2, ProxyRequest } from './request.js';
+import { isHttp2, ProxyRequest, requestPath } from './request.js';
 import { retryAction } from './retry.js';
 import type { StatsRegistry } from './stats.js';
 import { type AppTarget, TargetCompiler } from './target.js';
@@ -195,8 +195,9 @@ export class RequestPath implements RequestHandler, EngineHooks {
     }
     if (!secure && target.tls && this.https !== null && this.settings.redirectHttp && host !== undefined) {
       const origin = this.redirectOrigin(host);
-      if (origin !== null && !(req.url ?? '').startsWith(ACME_CHALLENGE_PREFIX)) {
-        answer(res, 308, `moved to ${origin}${req.url ?? '/'}`, { location: `${origin}${req.url ?? '/'}` });
+      const path = origin === null ? '' : requestPath(req);
+      if (origin !== null && !path.startsWith(ACME_CHALLENGE_PREFIX)) {
+        answer(res, 308, `moved to ${origin}${path}`, { location: `${origin}${path}` });
         return;
       }
     }
@@ -233,7 +234,7 @@ export class RequestPath implements RequestHandler, EngineHooks {
 
   /** Answers a pending HTTP-01 challenge; false when the path is no pending token's (it is routed as usual). */
   private answerChallenge(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? '';
+    const url = requestPath(req);
     if (!url.startsWith(ACME_CHALLENGE_PREFIX)) return false;
     const keyAuthorization = (this.challenges as ReadonlyMap<string, string>).get(
       url.slice(ACME_CHALLENGE_PREFIX.length),

@@ -92,3 +92,19 @@ export function hasNoBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return cl === undefined || cl === '0';
 }
+
+/** An absolute-form request target (`http://host/path`, sent to proxies) as origin form: path and query. */
+export function originForm(target: string): string {
+  try {
+    const url = new URL(target);
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return target;
+  }
+}
+
+/** The request's path and query, whatever form its target took. */
+export function requestPath(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  return url.charCodeAt(0) === 47 ? url : originForm(url);
+}

@@ -1,7 +1,13 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { classifyUpstreamError, type EngineHooks } from './engine.js';
-import { isDroppedResponseHeader, upstreamRequestHeaders } from './forwarded.js';
-import type { ProxyRequest } from './request.js';
+import {
+  addGatewayHeaders,
+  clientTrailers,
+  http2ResponseHeaders,
+  isDroppedResponseHeader,
+  upstreamRequestHeaders,
+} from './forwarded.js';
+import { type ProxyRequest, requestPath } from './request.js';
 import type { Upstream } from './upstream.js';
 
 /**
@@ -37,18 +43,24 @@ export class TrailerForward {
       host: upstream.host,
       port: upstream.port,
       method: req.method ?? 'POST',
-      path: req.url ?? '/',
+      path: requestPath(req),
       headers,
       agent: false,
       setHost: false,
     });
     this.outgoing = out;
-    this.timer = setTimeout(() => {
-      this.timedOut = true;
-      out.destroy(new Error('no response headers within upstream_timeout_ms'));
-    }, timeoutMs);
     out.on('response', (res) => this.onResponse(res));
     out.on('error', (error: NodeJS.ErrnoException) => this.onError(error));
+    // The body is read only once the child's socket is up: a refused connection leaves it unread, so the
+    // request can move to another child intact (README, Routing and proxying: retries).
+    out.once('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', () => this.sendBody(out, timeoutMs));
+      else this.sendBody(out, timeoutMs);
+    });
+  }
+
+  private sendBody(out: http.ClientRequest, timeoutMs: number): void {
+    const req = this.request.req;
     req.on('data', (chunk: Buffer) => {
       if (!out.write(chunk)) {
         req.pause();
@@ -59,6 +71,12 @@ export class TrailerForward {
       const trailers = req.trailers;
       if (trailers && Object.keys(trailers).length > 0) out.addTrailers(trailers);
       out.end();
+      // As for every request, upstream_timeout_ms counts from the end of the body.
+      if (!this.done && !this.responded)
+        this.timer = setTimeout(() => {
+          this.timedOut = true;
+          out.destroy(new Error('no response headers within upstream_timeout_ms'));
+        }, timeoutMs);
     });
   }
 
@@ -81,8 +99,15 @@ export class TrailerForward {
     const raw = upstream.rawHeaders;
     for (let i = 0; i < raw.length; i += 2)
       if (!isDroppedResponseHeader(raw[i] as string)) headers.push(raw[i] as string, raw[i + 1] as string);
-    if (request.extraHeaders) headers.push(...request.extraHeaders);
-    res.writeHead(upstream.statusCode ?? 502, headers);
+    if (request.extraHeaders) addGatewayHeaders(headers, request.extraHeaders);
+    try {
+      res.writeHead(upstream.statusCode ?? 502, request.h2 ? http2ResponseHeaders(headers) : headers);
+    } catch (err) {
+      // Headers Node refuses to send: nothing honest to answer with.
+      upstream.destroy();
+      res.destroy(err as Error);
+      return;
+    }
     upstream.on('data', (chunk: Buffer) => {
       if (!res.write(chunk)) {
         upstream.pause();
@@ -91,8 +116,13 @@ export class TrailerForward {
     });
     upstream.on('end', () => {
       this.done = true;
-      if (Object.keys(upstream.trailers).length > 0) res.addTrailers(upstream.trailers);
-      res.end();
+      try {
+        const trailers = clientTrailers(upstream.trailers);
+        if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
+        res.end();
+      } catch (err) {
+        res.destroy(err as Error);
+      }
     });
     upstream.on('error', (err) => res.destroy(err));
   }

@@ -3,9 +3,14 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { Deadlines, type Expirable } from './deadlines.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine, type UpstreamFailureKind } from './engine.js';
-import { isDroppedResponseHeader, upstreamRequestHeaders } from './forwarded.js';
+import {
+  addGatewayHeaders,
+  http2ResponseHeaders,
+  isDroppedResponseHeader,
+  upstreamRequestHeaders,
+} from './forwarded.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
-import { hasNoBody, type ProxyRequest } from './request.js';
+import { hasNoBody, originForm, type ProxyRequest } from './request.js';
 import { TrailerForward } from './trailer-forward.js';
 import type { Upstream } from './upstream.js';
 
@@ -119,10 +124,10 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
       const name = (rawHeaders[i] as Buffer).toString('latin1');
       if (!isDroppedResponseHeader(name)) headers.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
     }
-    const extra = this.request.extraHeaders;
-    if (extra !== null) for (let i = 0; i < extra.length; i++) headers.push(extra[i] as string);
-    // HTTP/2 has no reason phrase.
-    if (statusText && !this.request.h2) res.writeHead(statusCode, statusText, headers);
+    if (this.request.extraHeaders !== null) addGatewayHeaders(headers, this.request.extraHeaders);
+    // HTTP/2 has no reason phrase, and takes some headers once only.
+    if (this.request.h2) res.writeHead(statusCode, http2ResponseHeaders(headers));
+    else if (statusText) res.writeHead(statusCode, statusText, headers);
     else res.writeHead(statusCode, headers);
     return true;
   }
@@ -175,13 +180,15 @@ class ForwardAttempt implements Dispatcher.DispatchHandler, Expirable {
 /**
  * undici hands trailers over raw (name, value, …), as Buffers; both
  * responses take them as an object (HTTP/2's would read a list of pairs
- * as names "0", "1", …). A repeated name is joined, as for headers.
+ * as names "0", "1", …). A repeated name is joined, as for headers;
+ * connection-specific names go (HTTP/2 throws on them).
  */
 function trailerFields(raw: Array<Buffer | string>): Record<string, string> {
   const text = (v: Buffer | string | undefined): string => (typeof v === 'string' ? v : (v?.toString('latin1') ?? ''));
   const fields: Record<string, string> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = text(raw[i]).toLowerCase();
+    if (isDroppedResponseHeader(name)) continue;
     const value = text(raw[i + 1]);
     fields[name] = fields[name] === undefined ? value : `${fields[name]}, ${value}`;
   }
@@ -267,14 +274,5 @@ export class UndiciEngine implements ProxyEngine {
   close(): void {
     this.deadlines.stop();
     this.websocketEngine?.close();
-  }
-}
-
-function originForm(target: string): string {
-  try {
-    const url = new URL(target);
-    return `${url.pathname}${url.search}`;
-  } catch {
-    return target;
   }
 }

@@ -118,7 +118,8 @@ export class AcmeIssuer implements CertificateIssuer {
 
   private async openAccount(acme: AcmeModule): Promise<Acme.Client> {
     const { directoryUrl, storage, email, caPem } = this.options;
-    acme.axios.defaults.httpsAgent = caPem ? new https.Agent({ ca: caPem, keepAlive: true }) : undefined;
+    // No keep-alive: an agent per account opening would otherwise keep its idle sockets.
+    acme.axios.defaults.httpsAgent = caPem ? new https.Agent({ ca: caPem }) : undefined;
     await this.probeDirectory();
     let accountKey = storage.readAccountKey();
     const stored = accountKey !== null;
