@@ -12,15 +12,18 @@ import { ConfigSource } from './control/config-source.js';
 import { dataPlaneSettings } from './control/data-plane-settings.js';
 import { Drainer } from './control/drainer.js';
 import { OperationQueue } from './control/operation-queue.js';
+import { ReloadHistory } from './control/reload-history.js';
 import { Reloader, type ReloadTrigger } from './control/reloader.js';
 import { StatusProjection } from './control/status.js';
 import type { SupervisedApp } from './control/supervised.js';
 import { SupervisorFactory } from './control/supervisors.js';
+import { TrafficHistory } from './control/traffic-history.js';
 import type { EngineFactory } from './dataplane/engine.js';
 import { engineNamed, LocalDataPlane } from './dataplane/local-data-plane.js';
 import { ListenError } from './errors.js';
 import type { Logger } from './log.js';
-import type { ReloadOutcome } from './wire.js';
+import { LogRing } from './logs/ring.js';
+import type { AppJson, ReloadOutcome, ReloadSummary } from './wire.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -35,6 +38,8 @@ export interface GatewayOptions {
   engine?: EngineFactory;
   /** Reload when the config file changes (default true). */
   watch?: boolean;
+  /** The in-memory log the logger feeds (README, Logs); the admin API reads it. */
+  logRing?: LogRing;
 }
 
 /**
@@ -52,6 +57,8 @@ export class Gateway {
   private readonly admin: AdminEndpoint;
   private readonly newSupervisor: (app: AppConfig) => SupervisedApp;
   private readonly certificates: CertificateManager;
+  private readonly logs: LogRing;
+  private readonly traffic: TrafficHistory;
   private watcher: ConfigWatcher | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -69,12 +76,17 @@ export class Gateway {
     this.apps = new AppSet(config);
     const apps = this.apps;
     const certificates = new CertificateManager({ logger, dataPlane });
+    this.traffic = new TrafficHistory(() => dataPlane.stats());
+    this.logs = options.logRing ?? new LogRing(config.gateway.logLines);
+    const logs = this.logs;
     this.certificates = certificates;
     // Every change of the app set publishes a table; the certificates follow the same running config.
     const publish = (): number => {
       const table = apps.routeTable();
       dataPlane.publish(table);
       certificates.follow(apps.current);
+      logs.setLimit(apps.current.gateway.logLines);
+      logs.retain(apps.order);
       this.watcher?.watchAlso(certificateFiles(apps.current));
       return table.version;
     };
@@ -94,7 +106,12 @@ export class Gateway {
       publish,
       logger,
     };
-    const reloader = new Reloader({ ...shared, onApplied: () => this.admin.rebind(apps.current.admin.listen) });
+    const history = new ReloadHistory();
+    const reloader = new Reloader({
+      ...shared,
+      history,
+      onApplied: () => this.admin.rebind(apps.current.admin.listen),
+    });
     this.reloader = reloader;
     const operations = new AdminOperations({ ...shared, reloader, status });
     const api: AdminApi = {
@@ -102,9 +119,13 @@ export class Gateway {
       token: () => apps.current.admin.token,
       apps: () => status.all(),
       app: (name) => status.app(name),
-      addApp: (name, keys) => operations.addApp(name, keys),
-      removeApp: (name) => operations.removeApp(name),
-      restartApp: (name) => operations.restartApp(name),
+      // Admin edits are reloads too, in the history (README, Admin API: `GET /admin/reloads`).
+      addApp: (name, keys) => recorded(history, apps, 'add', () => operations.addApp(name, keys), 'added'),
+      removeApp: (name) => recorded(history, apps, 'remove', () => operations.removeApp(name), 'removed'),
+      restartApp: (name) => recorded(history, apps, 'restart', () => operations.restartApp(name), 'changed'),
+      reloads: () => history.all(),
+      logs: this.logs,
+      traffic: () => this.traffic.history(),
       reload: () => reloader.reload('admin'),
       certificates: () => certificates.list(),
       renewCertificate: (host) => certificates.renew(host),
@@ -152,6 +173,7 @@ export class Gateway {
     }
     this.logRoutes(config);
     this.certificates.start();
+    this.traffic.start();
     for (const app of config.apps) {
       const supervisor = this.newSupervisor(app);
       this.apps.attach(app.name, supervisor);
@@ -183,6 +205,7 @@ export class Gateway {
       this.log.info('shutting down: finishing in-flight requests');
       this.reloader.stop();
       this.certificates.stop();
+      this.traffic.stop();
       await this.watcher?.close();
       const adminClosed = this.admin.close();
       await this.dataPlane.close(this.apps.current.gateway.drainTimeoutMs);
@@ -207,6 +230,28 @@ export class Gateway {
       );
     }
     if (config.defaultApp === null) this.log.info('unmatched hosts -> 404');
+  }
+}
+
+/** Runs an admin edit and records it as a reload of its own kind, naming the app in `key`. */
+async function recorded(
+  history: ReloadHistory,
+  apps: AppSet,
+  trigger: 'add' | 'remove' | 'restart',
+  run: () => Promise<AppJson>,
+  key: 'added' | 'removed' | 'changed',
+): Promise<AppJson> {
+  const startedAt = Date.now();
+  try {
+    const app = await run();
+    const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [], failed: [] };
+    summary[key].push(app.name);
+    summary.unchanged = apps.order.filter((n) => n !== app.name);
+    history.record(trigger, startedAt, { summary });
+    return app;
+  } catch (err) {
+    history.record(trigger, startedAt, { error: (err as Error).message });
+    throw err;
   }
 }
 

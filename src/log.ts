@@ -14,6 +14,12 @@ export interface LogOptions {
   pretty?: boolean;
   /** Where lines go; defaults to stdout. */
   fd?: number;
+  /**
+   * A second destination: every line written, as the same JSON text, also
+   * goes here (the in-memory log ring, README: Logs). Called synchronously;
+   * it must be cheap and never throw.
+   */
+  tap?: (line: string) => void;
 }
 
 export interface GatewayLogger {
@@ -60,7 +66,16 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
       singleLine: true,
       sync: true,
     });
-    const logger = pino({ level, base: undefined }, stream);
+    const tap = options.tap;
+    const out = tap
+      ? {
+          write(line: string): void {
+            stream.write(line);
+            tap(line);
+          },
+        }
+      : stream;
+    const logger = pino({ level, base: undefined }, out);
     return { logger, bulk: logger, flush: () => {} };
   }
   const destination = pino.destination({
@@ -86,13 +101,25 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
       });
     }
   };
-  const bulk = pino({ level, base: undefined }, destination);
+  const tap = options.tap;
+  const bulk = pino(
+    { level, base: undefined },
+    tap
+      ? {
+          write(line: string): void {
+            destination.write(line);
+            tap(line);
+          },
+        }
+      : destination,
+  );
   const logger = pino(
     { level, base: undefined },
     {
       write(line: string): void {
         destination.write(line);
         flushSoon();
+        tap?.(line);
       },
     },
   );

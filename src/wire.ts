@@ -66,3 +66,31 @@ export function describeChanges(summary: ReloadSummary, options: { failed: boole
   ].filter(Boolean);
   return parts.length ? parts.join('; ') : 'nothing changed';
 }
+
+/** One reload as `GET /admin/reloads` lists it (README, Admin API). */
+export interface ReloadRecordJson {
+  /** When it started, ISO-8601. */
+  at: string;
+  trigger: 'file' | 'signal' | 'admin' | 'add' | 'remove' | 'restart' | 'watch';
+  result: 'ok' | 'partial' | 'invalid';
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+  failed: Array<{ name: string; error: string }>;
+  /** The config error of an invalid one. */
+  error: string | null;
+  /** How long it took, its drain included. */
+  ms: number;
+}
+
+/** One app's last minute, as `GET /admin/traffic` sends it. */
+export interface AppTrafficHistory {
+  /** Requests answered in each of the last 60 seconds, oldest first. */
+  requests: number[];
+  /** Of those, 5xx answers. */
+  errors: number[];
+  /** Over the last minute, from the duration histogram (a bucket's upper bound); null without requests. */
+  p50_ms: number | null;
+  p99_ms: number | null;
+}

@@ -1,4 +1,5 @@
-import type { AppJson, CertificateJson, ReloadOutcome } from '../wire.js';
+import type { LogRing } from '../logs/ring.js';
+import type { AppJson, AppTrafficHistory, CertificateJson, ReloadOutcome, ReloadRecordJson } from '../wire.js';
 
 /**
  * What the admin API needs from the running gateway (README, Admin API).
@@ -17,6 +18,12 @@ export interface AdminApi {
   restartApp(name: string): Promise<AppJson>;
   reload(): Promise<ReloadOutcome>;
   certificates(): CertificateJson[];
+  /** The last 50 reloads, newest first. */
+  reloads(): ReloadRecordJson[];
+  /** The in-memory log. */
+  logs: LogRing;
+  /** Each app's last minute, per second (the status page's chart). */
+  traffic(): Record<string, AppTrafficHistory>;
   /** Orders a new certificate for an ACME host now; resolves once new handshakes get it. */
   renewCertificate(host: string): Promise<CertificateJson>;
 }

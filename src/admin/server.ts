@@ -4,8 +4,12 @@ import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../addresses.js';
 import { GatewayOpError, type GatewayOpErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
+import { entryJson } from '../logs/ring.js';
 import type { AdminApi } from './api.js';
 import { MetricsRenderer, type MetricsSource } from './metrics.js';
+
+/** `GET /admin/logs` without `lines`. */
+const DEFAULT_LOG_LINES = 100;
 
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -51,6 +55,8 @@ export class AdminServer {
   private readonly api: AdminApi;
   private readonly log: Logger;
   private readonly metrics: MetricsRenderer;
+  /** Open `logs?follow=1` responses. */
+  private readonly followers = new Set<ServerResponse>();
 
   constructor(options: AdminServerOptions) {
     this.api = options.api;
@@ -79,6 +85,8 @@ export class AdminServer {
    */
   async close(options: { graceful?: boolean } = {}): Promise<void> {
     this.metrics.close();
+    // A followed log never ends on its own: end it, so the listener can close.
+    for (const res of this.followers) res.end();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       if (options.graceful) this.server.closeIdleConnections();
@@ -157,6 +165,18 @@ export class AdminServer {
       this.log.info({ app: app.name }, 'admin: app restarted');
       return this.send(res, 200, app);
     }
+    if (route.length === 1 && route[0] === 'logs') {
+      allow(method, ['GET']);
+      return this.sendLogs(req, res);
+    }
+    if (route.length === 1 && route[0] === 'traffic') {
+      allow(method, ['GET']);
+      return this.send(res, 200, { interval_s: 1, apps: this.api.traffic() });
+    }
+    if (route.length === 1 && route[0] === 'reloads') {
+      allow(method, ['GET']);
+      return this.send(res, 200, { reloads: this.api.reloads() });
+    }
     if (route[0] === 'certificates' && route.length === 1) {
       allow(method, ['GET']);
       return this.send(res, 200, { certificates: this.api.certificates() });
@@ -169,6 +189,44 @@ export class AdminServer {
       return this.send(res, 200, certificate);
     }
     throw new AdminError(404, 'not_found', `no such endpoint: ${method} ${url.pathname}`);
+  }
+
+  /**
+   * `GET /admin/logs?app=NAME&lines=N&follow=1` (README, Logs): NDJSON,
+   * oldest first; with `follow` the response stays open and each new line
+   * is written as it is logged, until the client goes away (or the admin
+   * listener closes).
+   */
+  private sendLogs(req: IncomingMessage, res: ServerResponse): void {
+    const query = new URL(req.url ?? '/', 'http://admin').searchParams;
+    const app = query.get('app') || null;
+    if (app !== null && this.api.app(app) === null && !this.api.logs.hasApp(app))
+      throw new AdminError(404, 'not_found', `no app named "${app}"`);
+    const linesText = query.get('lines');
+    const lines = linesText === null ? DEFAULT_LOG_LINES : Number(linesText);
+    if (!Number.isInteger(lines) || lines < 0)
+      throw new AdminError(400, 'invalid_request', `lines: expected a whole number, got ${JSON.stringify(linesText)}`);
+    const follow = query.get('follow') === '1' || query.get('follow') === 'true';
+    res.writeHead(200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-store',
+      // Streamed to the end: no proxy buffering in front (nginx honours it).
+      'x-accel-buffering': 'no',
+    });
+    const recent = this.api.logs.lines(app, lines);
+    res.write(recent.map((e) => `${entryJson(e)}\n`).join(''));
+    if (!follow) {
+      res.end();
+      return;
+    }
+    const unsubscribe = this.api.logs.follow(app, (entry) => {
+      res.write(`${entryJson(entry)}\n`);
+    });
+    this.followers.add(res);
+    res.once('close', () => {
+      unsubscribe();
+      this.followers.delete(res);
+    });
   }
 
   /** Constant-time comparison of `Authorization: Bearer <token>` with the configured token. */

@@ -7,7 +7,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart', 'certs'] as const;
+export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart', 'certs', 'startup'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -22,7 +22,20 @@ export interface CliArgs {
   token?: string;
   help: boolean;
   version: boolean;
+  /** startup: `User=` of the unit. */
+  user?: string;
+  /** startup: the unit's name, without `.service`. */
+  unitName?: string;
+  /** startup: write the unit under `root` instead of printing it. */
+  install?: boolean;
+  root?: string;
+  force?: boolean;
 }
+
+/** A systemd unit name as `startup --name` takes it (`.service` is added). */
+const UNIT_NAME = /^[A-Za-z0-9:_.@-]+$/;
+/** A user name or numeric id for `User=`. */
+const UNIT_USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -32,6 +45,11 @@ const OPTIONS = {
   json: { type: 'boolean' },
   admin: { type: 'string' },
   token: { type: 'string' },
+  user: { type: 'string' },
+  name: { type: 'string' },
+  install: { type: 'boolean' },
+  root: { type: 'string' },
+  force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -65,6 +83,17 @@ export function parseCli(argv: string[]): CliArgs {
   }
   if (command === 'restart' && rest.length === 0 && !values.help)
     throw new UsageError('restart needs the name of an app: nano-gateway restart APP');
+  if (command !== 'startup') {
+    const misplaced = (['user', 'name', 'install', 'root', 'force'] as const).find((k) => values[k] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} goes with the startup command`);
+  }
+  const unitName = values.name?.endsWith('.service') ? values.name.slice(0, -'.service'.length) : values.name;
+  if (unitName !== undefined && (!UNIT_NAME.test(unitName) || unitName.length > 200))
+    throw new UsageError(`--name: not a systemd unit name: ${JSON.stringify(values.name)} (letters, digits, :_.@-)`);
+  if (values.user !== undefined && !UNIT_USER.test(values.user))
+    throw new UsageError(`--user: not a user name: ${JSON.stringify(values.user)}`);
+  if (!values.install && (values.root !== undefined || values.force))
+    throw new UsageError(`--${values.root !== undefined ? 'root' : 'force'} goes with --install`);
   const maxPositionals = command === 'init' || command === 'restart' ? 1 : 0;
   if (rest.length > maxPositionals) throw new UsageError(`unexpected argument "${rest[maxPositionals]}"`);
   return {
@@ -76,6 +105,11 @@ export function parseCli(argv: string[]): CliArgs {
     ...(values.pretty ? { pretty: true } : values.json ? { pretty: false } : {}),
     ...(values.admin !== undefined ? { admin: values.admin } : {}),
     ...(values.token !== undefined ? { token: values.token } : {}),
+    ...(values.user !== undefined ? { user: values.user } : {}),
+    ...(unitName !== undefined ? { unitName } : {}),
+    ...(values.install ? { install: true } : {}),
+    ...(values.root !== undefined ? { root: values.root } : {}),
+    ...(values.force ? { force: true } : {}),
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -97,6 +131,8 @@ Usage:
                             rolling restart of one app (no request dropped)
   nano-gateway certs [-c FILE] [--admin URL] [--token T]
                             table of HTTPS certificates: source, state, expiry, renewal
+  nano-gateway startup [-c FILE] [--user USER] [--name NAME] [--install [--root ROOT] [--force]]
+                            print a systemd unit that runs this config; --install writes it
 
 Options:
   -c, --config FILE   config file (default: nano.toml)
@@ -108,6 +144,11 @@ Options:
   --admin URL         admin API address (default: the config's [admin] listen)
   --token T           admin API token (default: NANO_ADMIN_TOKEN, then [admin] token)
   -v, --version       the version
+  --user USER         startup: run the service as this user (User=; default root)
+  --name NAME         startup: the unit's name (default: nano-gateway)
+  --install           startup: write ROOT/etc/systemd/system/NAME.service, not stdout
+  --root ROOT         startup: where --install writes (default: /)
+  --force             startup: replace an existing unit file
 
 Exit status: 0 success, 1 failure, 2 usage error.
 `;

@@ -6,6 +6,7 @@ import { runCheck } from './check.js';
 import { runCertificates, runReload, runRestart, runStatus } from './control.js';
 import { runInit } from './init.js';
 import { runStart } from './start.js';
+import { runStartup } from './startup.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -46,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return runRestart(args);
     case 'certs':
       return runCertificates(args);
+    case 'startup':
+      return runStartup(args);
   }
 }
 

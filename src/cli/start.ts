@@ -6,6 +6,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
+import { LogRing } from '../logs/ring.js';
 import type { CliArgs } from './args.js';
 
 /**
@@ -26,11 +27,21 @@ export async function runStart(args: CliArgs): Promise<number> {
     throw err;
   }
   const listen = args.listen === undefined ? undefined : (parseListen(args.listen) as ListenAddress);
+  // The in-memory log gets every line stdout gets (README, Logs).
+  const logRing = new LogRing(config.gateway.logLines);
   const { logger, bulk, flush } = createLogger({
     level: (args.logLevel ?? 'info') as LevelWithSilent,
     pretty: args.pretty ?? Boolean(process.stdout.isTTY),
+    tap: (line) => logRing.ingest(line),
   });
-  const gateway = new Gateway({ config, configText, logger, bulkLogger: bulk, ...(listen ? { listen } : {}) });
+  const gateway = new Gateway({
+    config,
+    configText,
+    logger,
+    bulkLogger: bulk,
+    logRing,
+    ...(listen ? { listen } : {}),
+  });
 
   try {
     await gateway.start();

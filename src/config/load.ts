@@ -39,6 +39,7 @@ const GATEWAY_KEYS = new Set([
   'queue_timeout_ms',
   'trusted_proxies',
   'access_log',
+  'log_lines',
 ]);
 const ADMIN_KEYS = new Set(['listen', 'token']);
 function validateGateway(
@@ -82,6 +83,7 @@ function validateGateway(
       drainTimeoutMs: v.wholeNumber(table, 'drain_timeout_ms', at, DEFAULTS.drainTimeoutMs, 0),
       upstreamTimeoutMs: v.wholeNumber(table, 'upstream_timeout_ms', at, DEFAULTS.upstreamTimeoutMs, 1),
       queueTimeoutMs: v.wholeNumber(table, 'queue_timeout_ms', at, DEFAULTS.queueTimeoutMs, 0),
+      logLines: v.wholeNumber(table, 'log_lines', at, DEFAULTS.logLines, 0, 100_000),
       trustedProxies,
     },
     defaultApp,

@@ -11,6 +11,8 @@ export interface GatewaySettings {
   trustedProxies: string[];
   /** One log line per request. */
   accessLog: boolean;
+  /** Lines kept in memory per app, and gateway-wide (README, Logs: the ring). */
+  logLines: number;
 }
 
 export interface AdminSettings {
@@ -97,6 +99,7 @@ export const DEFAULTS = {
   readyTimeoutMs: 10_000,
   killTimeoutMs: 5_000,
   instances: 1,
+  logLines: 1000,
   tlsListen: '0.0.0.0:443',
   acmeDirectory: 'https://acme-v02.api.letsencrypt.org/directory',
   storage: '.nano-gateway/certs',

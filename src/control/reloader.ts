@@ -11,6 +11,7 @@ import { dataPlaneSettings } from './data-plane-settings.js';
 import type { Drainer } from './drainer.js';
 import type { OperationQueue } from './operation-queue.js';
 import { effectiveApps, effectiveDefault, summaryLine } from './plan.js';
+import type { ReloadHistory } from './reload-history.js';
 import type { GenerationHandle, SupervisedApp } from './supervised.js';
 
 /** `certificate-file`: a certificate file changed; the config text may be the same, the reload applies anyway. */
@@ -35,6 +36,8 @@ export interface ReloaderOptions {
   logger: Logger;
   /** After a swap: whatever else follows the config (the admin listener). */
   onApplied(previous: GatewayConfig): Promise<void>;
+  /** Where each reload is recorded (README, Admin API: `GET /admin/reloads`). */
+  history?: ReloadHistory;
 }
 
 /**
@@ -67,11 +70,21 @@ export class Reloader {
   async reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     if (trigger !== 'file') this.explicit = true;
     if (this.stopping) return { ok: false, error: 'the gateway is shutting down' };
-    this.queued ??= this.options.ops.run(() => {
+    this.queued ??= this.options.ops.run(async () => {
       this.queued = null;
       const explicit = this.explicit;
       this.explicit = false;
-      return this.reloadNow(explicit);
+      const startedAt = Date.now();
+      const run = await this.reloadNow(explicit);
+      // Recorded once its drain is over, with the trigger that asked first (others joined it).
+      void run.drained.then(() =>
+        this.options.history?.record(
+          trigger === 'certificate-file' ? 'file' : trigger,
+          startedAt,
+          run.outcome.ok ? { summary: run.outcome.summary } : { error: run.outcome.error },
+        ),
+      );
+      return run;
     });
     const run = await this.queued;
     await run.drained;
