@@ -137,6 +137,7 @@ export class Gateway {
       reloadCounts: () => reloader.counts,
       certificates: () => certificates.list(),
       acmeOrders: () => certificates.orders,
+      logFollowers: () => logs.followerCount,
     };
     this.admin = new AdminEndpoint({ api, metrics, logger });
     publish();

@@ -12,6 +12,8 @@ export interface MetricsSource {
   reloadCounts(): { ok: number; partial: number; invalid: number };
   certificates(): CertificateJson[];
   acmeOrders(): { ok: number; failed: number };
+  /** Open `GET /admin/logs?follow=1` streams. */
+  logFollowers(): number;
 }
 
 const NO_TRAFFIC: AppTraffic = {
@@ -123,6 +125,9 @@ export class MetricsRenderer {
       `nano_acme_orders_total{result="ok"} ${orders.ok}`,
       `nano_acme_orders_total{result="failed"} ${orders.failed}`,
     );
+
+    metric('nano_log_followers', 'gauge', 'Open GET /admin/logs?follow=1 streams.');
+    out.push(`nano_log_followers ${this.source.logFollowers()}`);
 
     metric('nano_gateway_rss_bytes', 'gauge', 'Resident memory of the gateway process.');
     out.push(`nano_gateway_rss_bytes ${process.memoryUsage.rss()}`);

@@ -69,7 +69,8 @@ function escapeSpecifiers(value: string): string {
  * it or read its quotes and backslashes.
  */
 export function execWord(word: string): string {
-  const escaped = escapeSpecifiers(word).replaceAll('$', '$$');
+  // A function, not the string '$$': in a replacement string `$$` means one `$`.
+  const escaped = escapeSpecifiers(word).replaceAll('$', () => '$$');
   if (escaped !== '' && !/[\s"'\\;]/.test(escaped)) return escaped;
   return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }
