@@ -233,7 +233,10 @@ export class CertificateManager {
           managed.facts = facts;
           managed.state = 'valid';
           managed.nextOrderAt = renewAt(Date.parse(facts.notBefore), Date.parse(facts.notAfter));
-          this.log.info({ host: managed.host, not_after: facts.notAfter }, 'certificate loaded from storage');
+          this.log.info(
+            { host: managed.host, app: managed.app, not_after: facts.notAfter },
+            'certificate loaded from storage',
+          );
           if (this.now() >= managed.nextOrderAt) this.orderInBackground(managed);
           else this.arm(managed);
           return;
@@ -310,6 +313,7 @@ export class CertificateManager {
       this.log.info(
         {
           host,
+          app: managed.app,
           serial: facts.serial,
           not_after: facts.notAfter,
           renew_at: new Date(managed.nextOrderAt).toISOString(),
@@ -327,7 +331,7 @@ export class CertificateManager {
       managed.state = this.serving(managed) ? 'valid' : 'failed';
       managed.nextOrderAt = this.now() + retryDelay(managed.failures);
       this.log.error(
-        { host, err: managed.lastError, retry_at: new Date(managed.nextOrderAt).toISOString() },
+        { host, app: managed.app, err: managed.lastError, retry_at: new Date(managed.nextOrderAt).toISOString() },
         `certificate order for ${host} failed`,
       );
       this.arm(managed);
@@ -368,7 +372,10 @@ export class CertificateManager {
       managed.pair = null;
       managed.state = 'failed';
       managed.lastError ??= `certificate expired at ${managed.facts.notAfter}`;
-      this.log.error({ host: managed.host, not_after: managed.facts.notAfter }, 'certificate expired');
+      this.log.error(
+        { host: managed.host, app: managed.app, not_after: managed.facts.notAfter },
+        'certificate expired',
+      );
       this.publish();
     }
     if (managed.source === 'acme' && managed.nextOrderAt !== null && now >= managed.nextOrderAt) {
