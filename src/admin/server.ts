@@ -7,9 +7,16 @@ import type { Logger } from '../log.js';
 import { entryJson } from '../logs/ring.js';
 import type { AdminApi } from './api.js';
 import { MetricsRenderer, type MetricsSource } from './metrics.js';
+import { statusPage } from './status-page.js';
 
 /** `GET /admin/logs` without `lines`. */
 const DEFAULT_LOG_LINES = 100;
+
+/**
+ * A follower (`logs?follow=1`) that stops reading may fall this far behind
+ * (bytes waiting in its response) before lines are skipped for it.
+ */
+export const MAX_FOLLOW_BACKLOG = 1024 * 1024;
 
 /** Request bodies above this are refused with 413. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -55,8 +62,8 @@ export class AdminServer {
   private readonly api: AdminApi;
   private readonly log: Logger;
   private readonly metrics: MetricsRenderer;
-  /** Open `logs?follow=1` responses. */
-  private readonly followers = new Set<ServerResponse>();
+  /** Open `logs?follow=1` responses, with their unsubscribe from the ring. */
+  private readonly followers = new Map<ServerResponse, () => void>();
 
   constructor(options: AdminServerOptions) {
     this.api = options.api;
@@ -85,8 +92,13 @@ export class AdminServer {
    */
   async close(options: { graceful?: boolean } = {}): Promise<void> {
     this.metrics.close();
-    // A followed log never ends on its own: end it, so the listener can close.
-    for (const res of this.followers) res.end();
+    // A followed log never ends on its own: end it, so the listener can close. Unsubscribed
+    // first: a line logged before its 'close' must not be written after its end.
+    for (const [res, unsubscribe] of this.followers) {
+      unsubscribe();
+      res.end();
+    }
+    this.followers.clear();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       if (options.graceful) this.server.closeIdleConnections();
@@ -98,6 +110,14 @@ export class AdminServer {
     const pathname = (req.url ?? '/').split('?')[0] as string;
     if (pathname !== '/admin' && !pathname.startsWith('/admin/')) {
       throw new AdminError(404, 'not_found', `no such endpoint: ${pathname} (the admin API lives under /admin/)`);
+    }
+    if (pathname === '/admin' || pathname === '/admin/') {
+      // The status page (README, Status page) is served without a token: every API call it makes needs one.
+      allow(req.method ?? 'GET', ['GET', 'HEAD']);
+      const page = statusPage();
+      res.writeHead(200, page.headers);
+      res.end(req.method === 'HEAD' ? undefined : page.body);
+      return;
     }
     this.authorize(req);
     let parts: string[];
@@ -200,8 +220,7 @@ export class AdminServer {
   private sendLogs(req: IncomingMessage, res: ServerResponse): void {
     const query = new URL(req.url ?? '/', 'http://admin').searchParams;
     const app = query.get('app') || null;
-    if (app !== null && this.api.app(app) === null && !this.api.logs.hasApp(app))
-      throw new AdminError(404, 'not_found', `no app named "${app}"`);
+    if (app !== null && this.api.app(app) === null) throw new AdminError(404, 'not_found', `no app named "${app}"`);
     const linesText = query.get('lines');
     const lines = linesText === null ? DEFAULT_LOG_LINES : Number(linesText);
     if (!Number.isInteger(lines) || lines < 0)
@@ -219,10 +238,25 @@ export class AdminServer {
       res.end();
       return;
     }
+    // A reader that stops reading costs at most MAX_FOLLOW_BACKLOG: lines past it are skipped,
+    // and it is told how many once it has caught up.
+    let skipped = 0;
+    const notice = (): void => {
+      if (skipped === 0 || res.writableEnded || res.destroyed) return;
+      const msg = `${skipped} line${skipped === 1 ? '' : 's'} skipped: this reader fell behind`;
+      res.write(`${JSON.stringify({ time: new Date().toISOString(), app, pid: null, stream: 'gateway', msg })}\n`);
+      skipped = 0;
+    };
     const unsubscribe = this.api.logs.follow(app, (entry) => {
+      if (res.writableEnded || res.destroyed) return;
+      if (res.writableLength > MAX_FOLLOW_BACKLOG) {
+        if (skipped++ === 0) res.once('drain', notice);
+        return;
+      }
+      notice();
       res.write(`${entryJson(entry)}\n`);
     });
-    this.followers.add(res);
+    this.followers.set(res, unsubscribe);
     res.once('close', () => {
       unsubscribe();
       this.followers.delete(res);

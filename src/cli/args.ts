@@ -7,7 +7,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart', 'certs', 'startup'] as const;
+export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart', 'certs', 'startup', 'logs'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -30,6 +30,12 @@ export interface CliArgs {
   install?: boolean;
   root?: string;
   force?: boolean;
+  /** logs: how many recent lines (`-n`, default 100). */
+  lines?: number;
+  /** logs: keep streaming new lines (`-f`). */
+  follow?: boolean;
+  /** `--json`: JSON log lines for start; the NDJSON as it comes for logs. */
+  json?: boolean;
 }
 
 /** A systemd unit name as `startup --name` takes it (`.service` is added). */
@@ -50,6 +56,8 @@ const OPTIONS = {
   install: { type: 'boolean' },
   root: { type: 'string' },
   force: { type: 'boolean' },
+  lines: { type: 'string', short: 'n' },
+  follow: { type: 'boolean', short: 'f' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -94,7 +102,14 @@ export function parseCli(argv: string[]): CliArgs {
     throw new UsageError(`--user: not a user name: ${JSON.stringify(values.user)}`);
   if (!values.install && (values.root !== undefined || values.force))
     throw new UsageError(`--${values.root !== undefined ? 'root' : 'force'} goes with --install`);
-  const maxPositionals = command === 'init' || command === 'restart' ? 1 : 0;
+  if (command !== 'logs') {
+    const misplaced = (['lines', 'follow'] as const).find((k) => values[k] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} goes with the logs command`);
+  }
+  const lines = values.lines === undefined ? undefined : Number(values.lines);
+  if (values.lines !== undefined && (!/^\d+$/.test(values.lines) || !Number.isSafeInteger(lines)))
+    throw new UsageError(`--lines: expected a whole number, got ${JSON.stringify(values.lines)}`);
+  const maxPositionals = command === 'init' || command === 'restart' || command === 'logs' ? 1 : 0;
   if (rest.length > maxPositionals) throw new UsageError(`unexpected argument "${rest[maxPositionals]}"`);
   return {
     command,
@@ -110,6 +125,9 @@ export function parseCli(argv: string[]): CliArgs {
     ...(values.install ? { install: true } : {}),
     ...(values.root !== undefined ? { root: values.root } : {}),
     ...(values.force ? { force: true } : {}),
+    ...(lines !== undefined ? { lines } : {}),
+    ...(values.follow ? { follow: true } : {}),
+    ...(values.json ? { json: true } : {}),
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -133,13 +151,18 @@ Usage:
                             table of HTTPS certificates: source, state, expiry, renewal
   nano-gateway startup [-c FILE] [--user USER] [--name NAME] [--install [--root ROOT] [--force]]
                             print a systemd unit that runs this config; --install writes it
+  nano-gateway logs [APP] [-n N] [-f] [--json] [-c FILE] [--admin URL] [--token T]
+                            an app's recent log lines (default: every app and the gateway);
+                            -f keeps following until Ctrl-C
 
 Options:
   -c, --config FILE   config file (default: nano.toml)
   --listen ADDR       listen address, overrides [gateway] listen ("host:port", ":port", port)
   --log-level L       fatal, error, warn, info (default), debug, trace, silent
   --pretty            human-readable logs (default when stdout is a terminal)
-  --json              JSON log lines (default otherwise)
+  --json              JSON log lines (default otherwise); logs: the NDJSON lines as they come
+  -n, --lines N       logs: how many recent lines (default 100)
+  -f, --follow        logs: stream new lines as they are logged, until Ctrl-C
   -h, --help          this text
   --admin URL         admin API address (default: the config's [admin] listen)
   --token T           admin API token (default: NANO_ADMIN_TOKEN, then [admin] token)

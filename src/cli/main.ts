@@ -5,6 +5,7 @@ import { type CliArgs, HELP, parseCli, UsageError } from './args.js';
 import { runCheck } from './check.js';
 import { runCertificates, runReload, runRestart, runStatus } from './control.js';
 import { runInit } from './init.js';
+import { runLogs } from './logs.js';
 import { runStart } from './start.js';
 import { runStartup } from './startup.js';
 
@@ -49,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       return runCertificates(args);
     case 'startup':
       return runStartup(args);
+    case 'logs':
+      return runLogs(args);
   }
 }
 

@@ -206,9 +206,10 @@ export class LogRing {
       }
     }
     ring.push(entry);
-    if (this.followers.size === 0 || copy) return;
+    if (this.followers.size === 0) return;
+    // A copy goes to the followers of its app only: a follower of everything had the original.
     for (const follower of this.followers) {
-      if (follower.app === null || follower.app === app) follower.listener(entry);
+      if (copy ? follower.app === app : follower.app === null || follower.app === app) follower.listener(entry);
     }
   }
 }
