@@ -1,22 +1,14 @@
 import { formatListen } from '../addresses.js';
-import { ConfigError } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { CliArgs } from './args.js';
+import { loadConfigOrReport } from './config-file.js';
 import { formatTable } from './table.js';
 
 /** `nano-gateway check`: validate, print apps and hosts, exit 0 or 1. */
 export function runCheck(args: CliArgs): number {
-  let config: GatewayConfig;
-  try {
-    config = loadConfig(args.config).config;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const loaded = loadConfigOrReport(args.config);
+  if (loaded === null) return 1;
+  const config = loaded.config;
   const rows = config.apps.map((app) => [
     app.name + (app.name === config.defaultApp ? ' (default)' : ''),
     app.hosts.join(', '),

@@ -1,13 +1,11 @@
 import type { LevelWithSilent } from 'pino';
 import { type ListenAddress, parseListen } from '../addresses.js';
-import { ConfigError } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
-import type { GatewayConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { LogRing } from '../logs/ring.js';
 import type { CliArgs } from './args.js';
+import { loadConfigOrReport } from './config-file.js';
 
 /**
  * `nano-gateway [start]`: run in the foreground until SIGTERM/SIGINT.
@@ -15,17 +13,9 @@ import type { CliArgs } from './args.js';
  * process exits from its signal handlers.
  */
 export async function runStart(args: CliArgs): Promise<number> {
-  let config: GatewayConfig;
-  let configText: string;
-  try {
-    ({ config, text: configText } = loadConfig(args.config));
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const loaded = loadConfigOrReport(args.config);
+  if (loaded === null) return 1;
+  const { config, text: configText } = loaded;
   const listen = args.listen === undefined ? undefined : (parseListen(args.listen) as ListenAddress);
   // The in-memory log gets every line stdout gets (README, Logs).
   const logRing = new LogRing(config.gateway.logLines);

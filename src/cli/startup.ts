@@ -1,10 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
-import type { GatewayConfig } from '../config/schema.js';
 import type { CliArgs } from './args.js';
+import { loadConfigOrReport } from './config-file.js';
 
 /** The unit name `--name` defaults to. */
 export const DEFAULT_UNIT_NAME = 'nano-gateway';
@@ -153,16 +151,9 @@ function shellWord(word: string): string {
 
 /** `nano-gateway startup`: print a systemd unit for this config, or with `--install` write it. */
 export function runStartup(args: CliArgs): number {
-  let config: GatewayConfig;
-  try {
-    config = loadConfig(args.config).config;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const loaded = loadConfigOrReport(args.config);
+  if (loaded === null) return 1;
+  const config = loaded.config;
   const cliPath = gatewayCliPath();
   if (!existsSync(cliPath)) {
     process.stderr.write(`nano-gateway: the gateway is not built: ${cliPath} is missing (npm run build)\n`);
