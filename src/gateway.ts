@@ -20,7 +20,7 @@ import { SupervisorFactory } from './control/supervisors.js';
 import { TrafficHistory } from './control/traffic-history.js';
 import type { EngineFactory } from './dataplane/engine.js';
 import { engineNamed, LocalDataPlane } from './dataplane/local-data-plane.js';
-import { ListenError } from './errors.js';
+import { GatewayOpError, ListenError } from './errors.js';
 import type { Logger } from './log.js';
 import { LogRing } from './logs/ring.js';
 import type { AppJson, ReloadOutcome, ReloadSummary } from './wire.js';
@@ -251,7 +251,16 @@ async function recorded(
     history.record(trigger, startedAt, { summary });
     return app;
   } catch (err) {
-    history.record(trigger, startedAt, { error: (err as Error).message });
+    // A refused call (unknown app, bad request, a host taken) changed nothing and was no reload; new
+    // children that did not become ready are a partial one.
+    if (err instanceof GatewayOpError && err.kind === 'not_ready') {
+      const name = apps.order.find((n) => (err as Error).message.includes(`"${n}"`)) ?? '';
+      const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [], failed: [] };
+      summary.failed.push({ name, error: err.message });
+      summary.unchanged = apps.order.filter((n) => n !== name);
+      history.record(trigger, startedAt, { summary });
+    } else if (!(err instanceof GatewayOpError) || !['not_found', 'invalid', 'conflict'].includes(err.kind))
+      history.record(trigger, startedAt, { error: (err as Error).message });
     throw err;
   }
 }

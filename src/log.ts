@@ -54,6 +54,18 @@ const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
  */
 export function createLogger(options: LogOptions = {}): GatewayLogger {
   const level = options.level ?? 'info';
+  // The tap must never take a log write, or the gateway, down with it.
+  const given = options.tap;
+  const guarded = given
+    ? (line: string): void => {
+        try {
+          given(line);
+        } catch {
+          // A line the ring cannot take is still on stdout.
+        }
+      }
+    : undefined;
+  options = { ...options, ...(guarded ? { tap: guarded } : {}) };
   const fd = options.fd ?? 1;
   if (options.pretty) {
     // Loaded only for a terminal: ~10 MB that JSON output never needs.

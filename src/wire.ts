@@ -80,7 +80,7 @@ export interface ReloadRecordJson {
   failed: Array<{ name: string; error: string }>;
   /** The config error of an invalid one. */
   error: string | null;
-  /** How long it took, its drain included. */
+  /** How long until its routing table was in place (old children may still drain). */
   ms: number;
 }
 

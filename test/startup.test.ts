@@ -105,7 +105,7 @@ describe('startup: the unit it prints', () => {
     assert.equal(s.get('LimitNOFILE'), '65536');
     assert.equal(s.get('Environment'), 'NODE_ENV=production');
     assert.equal(s.get('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE');
-    assert.equal(s.get('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE');
+    assert.equal(s.get('CapabilityBoundingSet'), undefined, "no bounding set for root: it would take root's rights");
     assert.equal(s.get('WantedBy'), 'multi-user.target');
     assert.equal(s.get('After'), 'network-online.target');
     assert.equal(s.get('Wants'), 'network-online.target');
@@ -120,6 +120,7 @@ describe('startup: the unit it prints', () => {
     const unit = await printedUnit(['-c', file, '--user', 'www-data']);
     assert.equal(settings(unit).get('User'), 'www-data');
     assert.equal(unit.split('\n').filter((l) => l.startsWith('User=')).length, 1);
+    assert.equal(settings(unit).get('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE', 'that user keeps one capability');
   });
 
   test('--help lists the command', async () => {

@@ -11,6 +11,8 @@ import { statusPage } from './status-page.js';
 
 /** `GET /admin/logs` without `lines`. */
 const DEFAULT_LOG_LINES = 100;
+/** The most `log_lines` allows. */
+const MAX_LOG_LINES = 10_000;
 
 /**
  * A follower (`logs?follow=1`) that stops reading may fall this far behind
@@ -222,7 +224,8 @@ export class AdminServer {
     const app = query.get('app') || null;
     if (app !== null && this.api.app(app) === null) throw new AdminError(404, 'not_found', `no app named "${app}"`);
     const linesText = query.get('lines');
-    const lines = linesText === null ? DEFAULT_LOG_LINES : Number(linesText);
+    // No more than a ring holds anyway (README, Logs): a huge `lines` is not a huge merge.
+    const lines = Math.min(linesText === null ? DEFAULT_LOG_LINES : Number(linesText), MAX_LOG_LINES);
     if (!Number.isInteger(lines) || lines < 0)
       throw new AdminError(400, 'invalid_request', `lines: expected a whole number, got ${JSON.stringify(linesText)}`);
     const follow = query.get('follow') === '1' || query.get('follow') === 'true';
@@ -241,6 +244,7 @@ export class AdminServer {
     // A reader that stops reading costs at most MAX_FOLLOW_BACKLOG: lines past it are skipped,
     // and it is told how many once it has caught up.
     let skipped = 0;
+    let waitingDrain = false;
     const notice = (): void => {
       if (skipped === 0 || res.writableEnded || res.destroyed) return;
       const msg = `${skipped} line${skipped === 1 ? '' : 's'} skipped: this reader fell behind`;
@@ -250,7 +254,14 @@ export class AdminServer {
     const unsubscribe = this.api.logs.follow(app, (entry) => {
       if (res.writableEnded || res.destroyed) return;
       if (res.writableLength > MAX_FOLLOW_BACKLOG) {
-        if (skipped++ === 0) res.once('drain', notice);
+        skipped++;
+        if (!waitingDrain) {
+          waitingDrain = true;
+          res.once('drain', () => {
+            waitingDrain = false;
+            notice();
+          });
+        }
         return;
       }
       notice();

@@ -58,7 +58,19 @@ export function formatTime(iso: string): string {
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: an SGR sequence starts with ESC
-const SGR_SEQUENCE = /\x1b\[[0-9;]*m/g;
+const SGR_SEQUENCE = /^\x1b\[[0-9;]*m$/;
+/** Escape sequences (CSI, others) and control characters but tab. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const CONTROL = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[\x00-\x08\x0a-\x1f\x7f]/g;
+
+/**
+ * A child's text as it may reach the operator's terminal: colours kept
+ * when colour is on, every other escape sequence and control character
+ * taken out (a child must not move the cursor or set the window title).
+ */
+function terminalSafe(text: string, keepColours: boolean): string {
+  return text.replace(CONTROL, (m) => (keepColours && SGR_SEQUENCE.test(m) ? m : ''));
+}
 
 /**
  * `TIME APP[PID] out|err|gw MESSAGE`: `gateway` in place of `APP[PID]` for
@@ -69,10 +81,10 @@ export function formatEntry(entry: LogLineJson, colour: boolean): string {
   const time = formatTime(entry.time);
   const label = entry.app === null ? 'gateway' : entry.pid === null ? entry.app : `${entry.app}[${entry.pid}]`;
   const marker = entry.stream === 'stdout' ? 'out' : entry.stream === 'stderr' ? 'err' : 'gw';
-  if (!colour) return `${time} ${label} ${marker} ${entry.msg.replace(SGR_SEQUENCE, '')}`;
+  if (!colour) return `${time} ${label} ${marker} ${terminalSafe(entry.msg, false)}`;
   const labelColour = entry.app === null ? BOLD : appColour(entry.app);
   const markerColour = entry.stream === 'stderr' ? RED : GREY;
-  return `${sgr(GREY, time)} ${sgr(labelColour, label)} ${sgr(markerColour, marker)} ${entry.msg}`;
+  return `${sgr(GREY, time)} ${sgr(labelColour, label)} ${sgr(markerColour, marker)} ${terminalSafe(entry.msg, true)}`;
 }
 
 /** One NDJSON line as printed; a line that is not a log object is printed as it came. */

@@ -116,9 +116,11 @@ export function renderUnit(options: UnitOptions): string {
     'Restart=on-failure',
     'RestartSec=2',
     'LimitNOFILE=65536',
-    '# Lets it listen on ports below 1024 (80, 443) without running as root; nothing else.',
+    '# Lets it listen on ports below 1024 (80, 443) without running as root.',
     'AmbientCapabilities=CAP_NET_BIND_SERVICE',
-    'CapabilityBoundingSet=CAP_NET_BIND_SERVICE',
+    // As root (no --user), a bounding set would take away root's own rights (reading files under a
+    // 0700 home, an nvm node); as another user it keeps that one capability and nothing else.
+    ...(user === undefined ? [] : ['CapabilityBoundingSet=CAP_NET_BIND_SERVICE']),
     `SyslogIdentifier=${options.name}`,
     '',
     '[Install]',

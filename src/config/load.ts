@@ -83,7 +83,8 @@ function validateGateway(
       drainTimeoutMs: v.wholeNumber(table, 'drain_timeout_ms', at, DEFAULTS.drainTimeoutMs, 0),
       upstreamTimeoutMs: v.wholeNumber(table, 'upstream_timeout_ms', at, DEFAULTS.upstreamTimeoutMs, 1),
       queueTimeoutMs: v.wholeNumber(table, 'queue_timeout_ms', at, DEFAULTS.queueTimeoutMs, 0),
-      logLines: v.wholeNumber(table, 'log_lines', at, DEFAULTS.logLines, 0, 100_000),
+      // Bounded: a kept line costs ~100 bytes besides its text, times every app.
+      logLines: v.wholeNumber(table, 'log_lines', at, DEFAULTS.logLines, 0, 10_000),
       trustedProxies,
     },
     defaultApp,

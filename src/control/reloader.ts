@@ -21,6 +21,8 @@ export type ReloadTrigger = 'file' | 'certificate-file' | 'signal' | 'admin';
 export interface ReloadRun {
   outcome: ReloadOutcome;
   drained: Promise<void>;
+  /** The file says what was already applied: nothing was done. */
+  skipped?: boolean;
 }
 
 export interface ReloaderOptions {
@@ -76,14 +78,14 @@ export class Reloader {
       this.explicit = false;
       const startedAt = Date.now();
       const run = await this.reloadNow(explicit);
-      // Recorded once its drain is over, with the trigger that asked first (others joined it).
-      void run.drained.then(() =>
+      // Recorded at the swap (the page shows it at once, in order), with the trigger that asked first
+      // (others joined it); a file event for text already applied was no reload.
+      if (!run.skipped)
         this.options.history?.record(
           trigger === 'certificate-file' ? 'file' : trigger,
           startedAt,
           run.outcome.ok ? { summary: run.outcome.summary } : { error: run.outcome.error },
-        ),
-      );
+        );
       return run;
     });
     const run = await this.queued;
@@ -101,7 +103,11 @@ export class Reloader {
       const text = source.read();
       if (!explicit && source.isSeen(text)) {
         this.log.debug('config file unchanged: nothing to reload');
-        return { outcome: { ok: true, summary: unchangedSummary(this.options.apps.current) }, drained: done };
+        return {
+          outcome: { ok: true, summary: unchangedSummary(this.options.apps.current) },
+          drained: done,
+          skipped: true,
+        };
       }
       source.markSeen(text);
       next = source.parse(text);

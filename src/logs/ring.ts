@@ -25,6 +25,8 @@ export interface LogEntry {
 export const MAX_RING_BYTES = 1024 * 1024;
 /** A single line longer than this is cut: one huge line must not empty a ring. */
 const MAX_LINE_BYTES = 16 * 1024;
+/** A logged JSON line longer than this is not kept at all. */
+const MAX_INGEST_CHARS = 1024 * 1024;
 
 /** A bounded FIFO of lines: by count and by message bytes. */
 export class LineRing {
@@ -137,7 +139,8 @@ export class LogRing {
    * goes to the ring of every app it names as well.
    */
   ingest(line: string): void {
-    if (line.includes('"kind":"access"')) return;
+    // Far past what a ring keeps of one line: not worth parsing (stdout's buffer drops such lines too).
+    if (line.length > MAX_INGEST_CHARS || line.includes('"kind":"access"')) return;
     let parsed: PinoLine;
     try {
       parsed = JSON.parse(line) as PinoLine;
@@ -189,9 +192,11 @@ export class LogRing {
     msg: string,
     copy = false,
   ): void {
-    let text = msg;
+    // Cut by characters first, so a long message is never copied whole.
+    const cut = msg.length > MAX_LINE_BYTES;
+    let text = cut ? msg.slice(0, MAX_LINE_BYTES) : msg;
     let bytes = Buffer.byteLength(text);
-    if (bytes > MAX_LINE_BYTES) {
+    if (cut || bytes > MAX_LINE_BYTES) {
       text = `${Buffer.from(text).subarray(0, MAX_LINE_BYTES).toString('utf8')}…`;
       bytes = Buffer.byteLength(text);
     }
@@ -209,7 +214,12 @@ export class LogRing {
     if (this.followers.size === 0) return;
     // A copy goes to the followers of its app only: a follower of everything had the original.
     for (const follower of this.followers) {
-      if (copy ? follower.app === app : follower.app === null || follower.app === app) follower.listener(entry);
+      if (!(copy ? follower.app === app : follower.app === null || follower.app === app)) continue;
+      try {
+        follower.listener(entry);
+      } catch {
+        // One broken reader must not stop the others, nor the log write.
+      }
     }
   }
 }
