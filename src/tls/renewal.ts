@@ -21,8 +21,3 @@ export function retryDelay(failures: number): number {
   const exponent = Math.max(0, Math.min(failures - 1, 20));
   return Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** exponent);
 }
-
-/** Whether a stored certificate is worth serving and keeping: not expired, and not yet due for renewal. */
-export function isFresh(notBeforeMs: number, notAfterMs: number, nowMs: number): boolean {
-  return nowMs < renewAt(notBeforeMs, notAfterMs);
-}
