@@ -9,22 +9,14 @@ import { createPrivateKey } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { CertificateJson } from '../src/wire.js';
 import { adminCall, FIXTURE_APP, fixtureApp, freePort, GatewayProcess, request, runCli, waitFor } from './helpers.js';
 import { h2Request, httpsPortOf, httpsRequest } from './tls/client.js';
 import { type DnsResponder, startDnsResponder } from './tls/dns.js';
 import { type Pebble, pebbleSkip, startPebble } from './tls/pebble.js';
 
-interface CertJson {
-  host: string;
-  app: string;
-  source: string;
-  state: string;
-  not_before: string | null;
-  not_after: string | null;
-  renew_at: string | null;
-  issuer: string | null;
-  last_error: string | null;
-}
+/** The admin API's certificate object (README, HTTPS). */
+type CertJson = CertificateJson;
 
 function gatewayConfig(plainPort: number, pebble: Pebble, apps: string, extraTls = ''): string {
   return `[gateway]

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type tls from 'node:tls';
 import WebSocket from 'ws';
+import type { CertificateJson } from '../src/wire.js';
 import {
   adminCall,
   adminGatewaySection,
@@ -62,17 +63,8 @@ interface Info {
   headers: Record<string, string | undefined>;
 }
 
-interface CertJson {
-  host: string;
-  app: string;
-  source: string;
-  state: string;
-  not_before: string | null;
-  not_after: string | null;
-  renew_at: string | null;
-  issuer: string | null;
-  last_error: string | null;
-}
+/** The admin API's certificate object (README, HTTPS). */
+type CertJson = CertificateJson;
 
 /** The access log line of the request whose path is `urlPath`. */
 function accessLine(gw: GatewayProcess, urlPath: string): Promise<LogLine> {
