@@ -7,10 +7,12 @@ import type { AppConfig, GatewayConfig } from './config/schema.js';
 import { ConfigWatcher } from './config/watcher.js';
 import { AdminOperations } from './control/admin-ops.js';
 import { AppSet } from './control/app-set.js';
+import { AppWatchers } from './control/app-watchers.js';
 import { CertificateManager } from './control/certificates.js';
 import { ConfigSource } from './control/config-source.js';
 import { dataPlaneSettings } from './control/data-plane-settings.js';
 import { Drainer } from './control/drainer.js';
+import { IdleController } from './control/idle.js';
 import { OperationQueue } from './control/operation-queue.js';
 import { ReloadHistory } from './control/reload-history.js';
 import { Reloader, type ReloadTrigger } from './control/reloader.js';
@@ -59,6 +61,10 @@ export class Gateway {
   private readonly certificates: CertificateManager;
   private readonly logs: LogRing;
   private readonly traffic: TrafficHistory;
+  private readonly idle: IdleController;
+  private readonly appWatchers: AppWatchers;
+  /** Listening, with its apps started: app file watchers follow the config from here on. */
+  private started = false;
   private watcher: ConfigWatcher | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -88,6 +94,7 @@ export class Gateway {
       logs.setLimit(apps.current.gateway.logLines);
       logs.retain(apps.order);
       this.watcher?.watchAlso(certificateFiles(apps.current));
+      if (this.started) this.appWatchers.follow(apps.current);
       return table.version;
     };
     const supervisors = new SupervisorFactory({ logger, outputLogger: bulk, apps, dataPlane, publish });
@@ -114,6 +121,18 @@ export class Gateway {
     });
     this.reloader = reloader;
     const operations = new AdminOperations({ ...shared, reloader, status });
+    this.idle = new IdleController({ ...shared, traffic: () => dataPlane.stats() });
+    dataPlane.onWake((name) => void this.idle.wake(name));
+    // A change to an app's files is its rolling restart, in the history as `watch` (README, Watch and restart).
+    this.appWatchers = new AppWatchers({
+      logger,
+      onChange: (name, file) => {
+        logger.info({ app: name, file }, `${file} changed: restarting ${name}`);
+        recorded(history, apps, 'watch', () => operations.restartApp(name), 'changed').catch((err: unknown) =>
+          logger.error({ app: name, err: (err as Error).message }, `${name} was not restarted after a change`),
+        );
+      },
+    });
     const api: AdminApi = {
       configError: () => reloader.lastError,
       token: () => apps.current.admin.token,
@@ -123,6 +142,9 @@ export class Gateway {
       addApp: (name, keys) => recorded(history, apps, 'add', () => operations.addApp(name, keys), 'added'),
       removeApp: (name) => recorded(history, apps, 'remove', () => operations.removeApp(name), 'removed'),
       restartApp: (name) => recorded(history, apps, 'restart', () => operations.restartApp(name), 'changed'),
+      pauseApp: async (name) => operations.pause(name),
+      resumeApp: async (name) => operations.resume(name),
+      maintainApp: async (name, message) => operations.maintenance(name, message),
       reloads: () => history.all(),
       logs: this.logs,
       traffic: () => this.traffic.history(),
@@ -133,6 +155,7 @@ export class Gateway {
     const metrics: MetricsSource = {
       traffic: () => dataPlane.stats(),
       restarts: () => supervisors.restarts,
+      memoryReplacements: () => supervisors.memoryReplacements,
       apps: () => status.all(),
       reloadCounts: () => reloader.counts,
       certificates: () => certificates.list(),
@@ -180,6 +203,10 @@ export class Gateway {
       this.apps.attach(app.name, supervisor);
       supervisor.start();
     }
+    this.started = true;
+    this.idle.start();
+    this.appWatchers.follow(this.apps.current);
+    await this.appWatchers.ready();
     if (this.options.watch ?? true) {
       this.watcher = new ConfigWatcher({
         file: config.file,
@@ -207,7 +234,8 @@ export class Gateway {
       this.reloader.stop();
       this.certificates.stop();
       this.traffic.stop();
-      await this.watcher?.close();
+      this.idle.stop();
+      await Promise.all([this.watcher?.close(), this.appWatchers.close()]);
       const adminClosed = this.admin.close();
       await this.dataPlane.close(this.apps.current.gateway.drainTimeoutMs);
       await Promise.all(this.apps.liveSupervisors().map((s) => s.stop()));
@@ -238,7 +266,7 @@ export class Gateway {
 async function recorded(
   history: ReloadHistory,
   apps: AppSet,
-  trigger: 'add' | 'remove' | 'restart',
+  trigger: 'add' | 'remove' | 'restart' | 'watch',
   run: () => Promise<AppJson>,
   key: 'added' | 'removed' | 'changed',
 ): Promise<AppJson> {

@@ -14,7 +14,8 @@ export interface InstanceJson {
   rss_bytes: number;
 }
 
-export type AppStateJson = 'starting' | 'ready' | 'restarting' | 'failed';
+/** §12 adds `idle` (scale to zero), `paused` and `maintenance` (README, App lifecycle). */
+export type AppStateJson = 'starting' | 'ready' | 'restarting' | 'failed' | 'idle' | 'paused' | 'maintenance';
 
 export interface AppJson {
   name: string;

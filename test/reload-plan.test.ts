@@ -45,6 +45,7 @@ class FakeApp implements SupervisedApp {
   config: AppConfig;
   lastError: string | null = null;
   current: FakeGeneration | null = null;
+  isIdle = false;
   private readonly live = new Set<FakeGeneration>();
 
   constructor(
@@ -73,7 +74,19 @@ class FakeApp implements SupervisedApp {
     this.current = gen;
     this.config = gen.config;
     this.lastError = null;
+    this.isIdle = false;
     return old;
+  }
+
+  sleep(): FakeGeneration | null {
+    const old = this.current;
+    this.current = null;
+    this.isIdle = true;
+    return old;
+  }
+
+  adopt(config: AppConfig): void {
+    this.config = config;
   }
 
   async discard(gen: FakeGeneration): Promise<void> {
@@ -105,7 +118,7 @@ class FakeApp implements SupervisedApp {
   }
 
   state(): AppState {
-    return 'ready';
+    return this.isIdle ? 'idle' : 'ready';
   }
 
   instances(): InstanceInfo[] {
@@ -142,6 +155,7 @@ class FakeDataPlane implements DataPlane {
     this.events.push(`drain ${ids.join(',')}`);
   }
   forget(): void {}
+  onWake(): void {}
   stats(): TrafficSnapshot {
     return {};
   }

@@ -404,6 +404,9 @@ describe('reload logic', () => {
     killTimeoutMs: 1000,
     instances: 1,
     tls: false,
+    maxRssMb: null,
+    watch: false,
+    idleTimeoutMs: 0,
     ...extra,
   });
 

@@ -16,6 +16,11 @@ export interface AdminApi {
   addApp(name: unknown, keys: Record<string, unknown>): Promise<AppJson>;
   removeApp(name: string): Promise<AppJson>;
   restartApp(name: string): Promise<AppJson>;
+  /** README, Pause and maintenance: runtime only. */
+  pauseApp(name: string): Promise<AppJson>;
+  resumeApp(name: string): Promise<AppJson>;
+  /** `message` as the request body gave it (validated by the control plane). */
+  maintainApp(name: string, message: unknown): Promise<AppJson>;
   reload(): Promise<ReloadOutcome>;
   certificates(): CertificateJson[];
   /** The last 50 reloads, newest first. */

@@ -8,6 +8,8 @@ export interface MetricsSource {
   traffic(): TrafficSnapshot;
   /** Children started again after a crash or a failed start, by app, for the gateway's life. */
   restarts(): ReadonlyMap<string, number>;
+  /** Children replaced by the memory watchdog, by app, for the gateway's life. */
+  memoryReplacements(): ReadonlyMap<string, number>;
   apps(): AppJson[];
   reloadCounts(): { ok: number; partial: number; invalid: number };
   certificates(): CertificateJson[];
@@ -22,6 +24,8 @@ const NO_TRAFFIC: AppTraffic = {
   durationCounts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
   durationSumSeconds: 0,
   upstreamErrors: { 502: 0, 503: 0, 504: 0 },
+  active: 0,
+  lastActiveAt: 0,
 };
 
 function label(value: string): string {
@@ -92,6 +96,15 @@ export class MetricsRenderer {
 
     metric('nano_restarts_total', 'counter', 'Children started again after a crash or a failed start, by app.');
     for (const [app] of stats) out.push(`nano_restarts_total{app="${label(app)}"} ${restarts.get(app) ?? 0}`);
+
+    metric(
+      'nano_memory_replacements_total',
+      'counter',
+      'Children replaced by the memory watchdog (over max_rss_mb), by app; also counted in nano_restarts_total.',
+    );
+    const replacements = this.source.memoryReplacements();
+    for (const [app] of stats)
+      out.push(`nano_memory_replacements_total{app="${label(app)}"} ${replacements.get(app) ?? 0}`);
 
     metric('nano_children_up', 'gauge', 'Ready children, by app.');
     for (const app of statuses) {

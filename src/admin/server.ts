@@ -5,6 +5,7 @@ import type { ListenAddress } from '../addresses.js';
 import { GatewayOpError, type GatewayOpErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
 import { entryJson } from '../logs/ring.js';
+import type { AppJson } from '../wire.js';
 import type { AdminApi } from './api.js';
 import { MetricsRenderer, type MetricsSource } from './metrics.js';
 import { statusPage } from './status-page.js';
@@ -187,6 +188,27 @@ export class AdminServer {
       this.log.info({ app: app.name }, 'admin: app restarted');
       return this.send(res, 200, app);
     }
+    if (route[0] === 'apps' && route.length === 3 && ['pause', 'resume', 'maintenance'].includes(route[2] as string)) {
+      allow(method, ['POST']);
+      const name = route[1] as string;
+      const action = route[2] as 'pause' | 'resume' | 'maintenance';
+      let app: AppJson;
+      if (action === 'maintenance') {
+        const body = await readBody(req);
+        let message: unknown;
+        if (body.length > 0) {
+          const parsed = parseJson(body);
+          if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+            throw new AdminError(400, 'invalid_request', 'expected a JSON object: {"message": "..."} or no body');
+          message = (parsed as Record<string, unknown>).message;
+        }
+        app = await this.api.maintainApp(name, message);
+      } else {
+        await readBody(req);
+        app = await (action === 'pause' ? this.api.pauseApp(name) : this.api.resumeApp(name));
+      }
+      return this.send(res, 200, app);
+    }
     if (route.length === 1 && route[0] === 'logs') {
       allow(method, ['GET']);
       return this.sendLogs(req, res);
@@ -358,7 +380,10 @@ function tooLarge(): AdminError {
 }
 
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const body = await readBody(req);
+  return parseJson(await readBody(req));
+}
+
+function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {

@@ -57,12 +57,22 @@ export interface AdminReply {
 }
 
 /** One admin API call; a gateway that does not answer is a CliError naming the address. */
-export async function adminRequest(target: AdminTarget, method: string, path: string): Promise<AdminReply> {
+export async function adminRequest(
+  target: AdminTarget,
+  method: string,
+  path: string,
+  json?: unknown,
+): Promise<AdminReply> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (target.token) headers.authorization = `Bearer ${target.token}`;
+  if (json !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(`${target.url}${path}`, { method, headers });
+    res = await fetch(`${target.url}${path}`, {
+      method,
+      headers,
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const reason =

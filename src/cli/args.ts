@@ -7,7 +7,23 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export const COMMANDS = ['start', 'check', 'init', 'status', 'reload', 'restart', 'certs', 'startup', 'logs'] as const;
+export const COMMANDS = [
+  'start',
+  'check',
+  'init',
+  'status',
+  'reload',
+  'restart',
+  'certs',
+  'startup',
+  'logs',
+  'pause',
+  'resume',
+  'maintenance',
+] as const;
+
+/** The commands that act on one app, named after them. */
+const APP_COMMANDS: readonly Command[] = ['restart', 'pause', 'resume', 'maintenance'];
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -36,6 +52,8 @@ export interface CliArgs {
   follow?: boolean;
   /** `--json`: JSON log lines for start; the NDJSON as it comes for logs. */
   json?: boolean;
+  /** maintenance: the text its 503 answers carry. */
+  message?: string;
 }
 
 /** A systemd unit name as `startup --name` takes it (`.service` is added). */
@@ -58,6 +76,7 @@ const OPTIONS = {
   force: { type: 'boolean' },
   lines: { type: 'string', short: 'n' },
   follow: { type: 'boolean', short: 'f' },
+  message: { type: 'string', short: 'm' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -89,8 +108,10 @@ export function parseCli(argv: string[]): CliArgs {
     const listen = parseListen(values.listen);
     if (typeof listen === 'string') throw new UsageError(`--listen: ${listen}`);
   }
-  if (command === 'restart' && rest.length === 0 && !values.help)
-    throw new UsageError('restart needs the name of an app: nano-gateway restart APP');
+  if (APP_COMMANDS.includes(command) && rest.length === 0 && !values.help)
+    throw new UsageError(`${command} needs the name of an app: nano-gateway ${command} APP`);
+  if (values.message !== undefined && command !== 'maintenance')
+    throw new UsageError('--message goes with the maintenance command');
   if (command !== 'startup') {
     const misplaced = (['user', 'name', 'install', 'root', 'force'] as const).find((k) => values[k] !== undefined);
     if (misplaced) throw new UsageError(`--${misplaced} goes with the startup command`);
@@ -109,7 +130,7 @@ export function parseCli(argv: string[]): CliArgs {
   const lines = values.lines === undefined ? undefined : Number(values.lines);
   if (values.lines !== undefined && (!/^\d+$/.test(values.lines) || !Number.isSafeInteger(lines)))
     throw new UsageError(`--lines: expected a whole number, got ${JSON.stringify(values.lines)}`);
-  const maxPositionals = command === 'init' || command === 'restart' || command === 'logs' ? 1 : 0;
+  const maxPositionals = command === 'init' || command === 'logs' || APP_COMMANDS.includes(command) ? 1 : 0;
   if (rest.length > maxPositionals) throw new UsageError(`unexpected argument "${rest[maxPositionals]}"`);
   return {
     command,
@@ -128,6 +149,7 @@ export function parseCli(argv: string[]): CliArgs {
     ...(lines !== undefined ? { lines } : {}),
     ...(values.follow ? { follow: true } : {}),
     ...(values.json ? { json: true } : {}),
+    ...(values.message !== undefined ? { message: values.message } : {}),
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -154,6 +176,10 @@ Usage:
   nano-gateway logs [APP] [-n N] [-f] [--json] [-c FILE] [--admin URL] [--token T]
                             an app's recent log lines (default: every app and the gateway);
                             -f keeps following until Ctrl-C
+  nano-gateway pause APP    hold APP's new requests (they wait up to queue_timeout_ms)
+  nano-gateway resume APP   send held requests on in order; end a pause or maintenance
+  nano-gateway maintenance APP [--message TEXT]
+                            answer APP's requests with 503 and TEXT until resume
 
 Options:
   -c, --config FILE   config file (default: nano.toml)
@@ -163,6 +189,7 @@ Options:
   --json              JSON log lines (default otherwise); logs: the NDJSON lines as they come
   -n, --lines N       logs: how many recent lines (default 100)
   -f, --follow        logs: stream new lines as they are logged, until Ctrl-C
+  -m, --message TEXT  maintenance: the message (default: "APP is down for maintenance")
   -h, --help          this text
   --admin URL         admin API address (default: the config's [admin] listen)
   --token T           admin API token (default: NANO_ADMIN_TOKEN, then [admin] token)

@@ -103,3 +103,23 @@ export async function runRestart(args: CliArgs): Promise<number> {
   process.stdout.write(`restarted ${name}: pids ${pids(before.body)} -> ${pids(reply.body)}\n`);
   return 0;
 }
+
+/**
+ * `nano-gateway pause|resume|maintenance APP [--message TEXT]` (README,
+ * Pause and maintenance): the admin API call, then the app's new state.
+ */
+export async function runHold(args: CliArgs): Promise<number> {
+  const name = args.positionals[0] as string;
+  const action = args.command as 'pause' | 'resume' | 'maintenance';
+  const body = action === 'maintenance' && args.message !== undefined ? { message: args.message } : undefined;
+  const reply = await adminRequest(target(args), 'POST', `/admin/apps/${encodeURIComponent(name)}/${action}`, body);
+  if (reply.status !== 200) throw new CliError(`${action} ${name} failed: ${errorMessage(reply)}`);
+  const app = reply.body as AppJson;
+  const said: Record<typeof action, string> = {
+    pause: `paused ${name}: new requests wait (up to queue_timeout_ms) until nano-gateway resume ${name}`,
+    resume: `resumed ${name}: state ${app.state}`,
+    maintenance: `${name} in maintenance: its requests get 503 until nano-gateway resume ${name}`,
+  };
+  process.stdout.write(`${said[action]}\n`);
+  return 0;
+}

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { CliError } from './admin-client.js';
 import { type CliArgs, HELP, parseCli, UsageError } from './args.js';
 import { runCheck } from './check.js';
-import { runCertificates, runReload, runRestart, runStatus } from './control.js';
+import { runCertificates, runHold, runReload, runRestart, runStatus } from './control.js';
 import { runInit } from './init.js';
 import { runLogs } from './logs.js';
 import { runStart } from './start.js';
@@ -52,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       return runStartup(args);
     case 'logs':
       return runLogs(args);
+    case 'pause':
+    case 'resume':
+    case 'maintenance':
+      return runHold(args);
   }
 }
 

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { describeValue as describe } from '../addresses.js';
 import { normalizeConfigHost } from '../routing/host.js';
-import { APP_NAME_PATTERN, type AppConfig, DEFAULTS, type FileCertificate } from './schema.js';
+import { APP_NAME_PATTERN, type AppConfig, type AppWatch, DEFAULTS, type FileCertificate } from './schema.js';
 import { validateAppTls } from './tls.js';
 import { isTable, type Validator } from './validator.js';
 
@@ -20,6 +20,9 @@ export const APP_KEY_ORDER: readonly string[] = [
   'kill_timeout_ms',
   'instances',
   'tls',
+  'max_rss_mb',
+  'watch',
+  'idle_timeout_ms',
 ];
 export const APP_KEYS = new Set(APP_KEY_ORDER);
 
@@ -116,8 +119,32 @@ export function validateApp(
     killTimeoutMs: v.wholeNumber(raw, 'kill_timeout_ms', at, DEFAULTS.killTimeoutMs, 0),
     instances: v.wholeNumber(raw, 'instances', at, DEFAULTS.instances, 1, 256),
     tls: appTls.tls,
+    maxRssMb: raw.max_rss_mb === undefined ? null : v.wholeNumber(raw, 'max_rss_mb', at, 0, 1, 1_048_576) || null,
+    watch: validateWatch(v, raw, at),
+    idleTimeoutMs: v.wholeNumber(raw, 'idle_timeout_ms', at, 0, 0),
   };
   return app;
+}
+
+/**
+ * `watch` (README, Watch and restart): true, false, or globs relative to the
+ * app's cwd. A glob may not leave the cwd: the watcher only looks inside it.
+ */
+function validateWatch(v: Validator, raw: Record<string, unknown>, at: readonly string[]): AppWatch {
+  const value = raw.watch;
+  if (value === undefined || value === false) return false;
+  if (value === true) return true;
+  const key = [...at, 'watch'];
+  if (!Array.isArray(value) || value.length === 0 || !value.every((g) => typeof g === 'string' && g !== '')) {
+    v.fail(key, `expected true, false or a non-empty array of globs, got ${describe(value)}`);
+    return false;
+  }
+  for (const glob of value as string[]) {
+    const normal = glob.replaceAll('\\', '/');
+    if (path.isAbsolute(normal) || normal === '..' || normal.startsWith('../') || normal.includes('/../'))
+      v.fail(key, `glob ${JSON.stringify(glob)} must be relative to the app's cwd and stay inside it`);
+  }
+  return [...(value as string[])];
 }
 
 function statKind(p: string): 'file' | 'dir' | 'other' | 'missing' {

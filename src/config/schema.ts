@@ -40,7 +40,16 @@ export interface AppConfig {
   instances: number;
   /** Where its HTTPS certificates come from (README, HTTPS); false without a `[tls]` table. */
   tls: AppTls;
+  /** Memory watchdog: replace a child whose RSS stays above this (README, Memory watchdog); null: off. */
+  maxRssMb: number | null;
+  /** Rolling restart when its files change (README, Watch and restart). */
+  watch: AppWatch;
+  /** > 0: stop its children after this long without a request (README, Scale to zero); 0: never. */
+  idleTimeoutMs: number;
 }
+
+/** `watch`: off, every file under cwd (minus node_modules/, .git/, dot-files), or these globs relative to cwd. */
+export type AppWatch = boolean | string[];
 
 /** `tls` of an app: ACME, PEM files (absolute paths), or plain HTTP only. */
 export type AppTls = 'acme' | false | { cert: string; key: string };

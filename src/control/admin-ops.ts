@@ -135,6 +135,8 @@ export class AdminOperations {
       if (failed) return this.startFailedApp(failed.config);
       const supervisor = apps.supervisor(name);
       if (!supervisor) throw new GatewayOpError('not_found', `no app named "${name}"`);
+      // Idle, nothing runs to be replaced: its next start uses the files as they are then (README, Scale to zero).
+      if (supervisor.isIdle) return this.options.status.app(name) as AppJson;
       let gen: GenerationHandle;
       try {
         gen = await supervisor.prepare(supervisor.config);
@@ -151,6 +153,49 @@ export class AdminOperations {
       if (old) void this.options.drainer.retire(supervisor, old);
       return this.options.status.app(name) as AppJson;
     });
+  }
+
+  /**
+   * Pause (README, Pause and maintenance): the app's new requests wait in its
+   * queue, in arrival order, up to queue_timeout_ms; those in flight finish.
+   * Runtime only, and immediate: it changes no child, so it does not wait
+   * behind a reload on the operation queue.
+   */
+  pause(name: string): AppJson {
+    this.options.apps.setHold(this.runningName(name), { mode: 'hold' });
+    this.options.publish();
+    this.log.info({ app: name }, `app paused: ${name} (requests wait until resume)`);
+    return this.options.status.app(name) as AppJson;
+  }
+
+  /** Maintenance: the app's requests get 503, `Retry-After: 30` and the message, until resume. */
+  maintenance(name: string, message: unknown): AppJson {
+    if (message !== undefined && (typeof message !== 'string' || message.trim() === '' || message.length > 2000))
+      throw new GatewayOpError('invalid', 'message: expected a non-empty string of at most 2000 characters');
+    const text = message ?? `${name} is down for maintenance`;
+    this.options.apps.setHold(this.runningName(name), { mode: 'maintenance', message: text });
+    this.options.publish();
+    this.log.info({ app: name, message: text }, `app in maintenance: ${name}`);
+    return this.options.status.app(name) as AppJson;
+  }
+
+  /** Ends a pause (the held requests go on, in arrival order) or maintenance; for a serving app it changes nothing. */
+  resume(name: string): AppJson {
+    const { apps } = this.options;
+    const held = apps.hold(this.runningName(name));
+    apps.setHold(name, null);
+    this.options.publish();
+    if (held) this.log.info({ app: name }, `app resumed: ${name}`);
+    return this.options.status.app(name) as AppJson;
+  }
+
+  /** The name of a running app; 404 for an unknown one, 409 for one whose start failed (it has no route). */
+  private runningName(name: string): string {
+    const { apps } = this.options;
+    if (apps.supervisor(name)) return name;
+    if (apps.failure(name))
+      throw new GatewayOpError('conflict', `app "${name}" is not running (its start failed): restart it first`);
+    throw new GatewayOpError('not_found', `no app named "${name}"`);
   }
 
   /** `restart` of an app whose start failed: try again, and route to it if it comes up. */

@@ -2,6 +2,9 @@ import type { AppConfig, FileCertificate, GatewayConfig } from '../config/schema
 import type { RouteTableData, UpstreamAddress } from '../routing/table.js';
 import type { SupervisedApp } from './supervised.js';
 
+/** An app paused or in maintenance (README, Pause and maintenance): runtime only, kept across reloads. */
+export type AppHold = { mode: 'hold' } | { mode: 'maintenance'; message: string };
+
 /** An app in the file that is not running: its start failed (README, Reloading). */
 export interface FailedApp {
   config: AppConfig;
@@ -27,6 +30,7 @@ export class AppSet {
   private readonly routes = new Map<string, UpstreamAddress[]>();
   private fileOrder: string[];
   private readonly live = new Set<SupervisedApp>();
+  private readonly holds = new Map<string, AppHold>();
   private tableVersion = 0;
 
   constructor(config: GatewayConfig) {
@@ -59,6 +63,16 @@ export class AppSet {
   /** Running or failed: a name the file has. */
   has(name: string): boolean {
     return this.runningConfig(name) !== undefined || this.failed.has(name);
+  }
+
+  /** Pause or maintenance for a running app; null: serve again (README, Pause and maintenance). */
+  setHold(name: string, hold: AppHold | null): void {
+    if (hold === null) this.holds.delete(name);
+    else if (this.supervisors.has(name)) this.holds.set(name, hold);
+  }
+
+  hold(name: string): AppHold | undefined {
+    return this.holds.get(name);
   }
 
   /** Supervisors that still have children, for shutdown. */
@@ -107,6 +121,7 @@ export class AppSet {
     const supervisor = this.supervisors.get(name);
     this.supervisors.delete(name);
     this.routes.delete(name);
+    this.holds.delete(name);
     this.failed.delete(name);
     this.fileOrder = this.fileOrder.filter((n) => n !== name);
     this.config = {
@@ -153,6 +168,7 @@ export class AppSet {
       removed.push(supervisor);
       this.supervisors.delete(name);
       this.routes.delete(name);
+      this.holds.delete(name);
     }
     for (const [name, supervisor] of promoted) {
       this.supervisors.set(name, supervisor);
@@ -174,12 +190,18 @@ export class AppSet {
     return {
       version: ++this.tableVersion,
       defaultApp: this.config.defaultApp,
-      apps: this.config.apps.map((app) => ({
-        name: app.name,
-        hosts: app.hosts,
-        upstreams: this.routes.get(app.name) ?? [],
-        tls: app.tls !== false,
-      })),
+      apps: this.config.apps.map((app) => {
+        const hold = this.holds.get(app.name);
+        return {
+          name: app.name,
+          hosts: app.hosts,
+          upstreams: this.routes.get(app.name) ?? [],
+          tls: app.tls !== false,
+          mode: hold?.mode ?? 'serve',
+          ...(hold?.mode === 'maintenance' ? { maintenanceMessage: hold.message } : {}),
+          idle: this.supervisors.get(app.name)?.isIdle ?? false,
+        };
+      }),
     };
   }
 }

@@ -137,9 +137,15 @@ export class Reloader {
     // 1. Provision: every new generation fully started before anything changes.
     const startFailures = new Map<string, string>();
     const prepared = new Map<string, { supervisor: SupervisedApp; gen: GenerationHandle; isNew: boolean }>();
+    // An idle app stays idle with its new config (README, Scale to zero): nothing to start.
+    const adopted: Array<[SupervisedApp, AppConfig]> = [];
     await Promise.all(
       [...diff.added, ...diff.changed].map(async (app) => {
         const existing = apps.supervisor(app.name);
+        if (existing?.isIdle) {
+          adopted.push([existing, app]);
+          return;
+        }
         const supervisor = existing ?? this.options.newSupervisor(app);
         if (!existing) apps.track(supervisor);
         try {
@@ -187,6 +193,7 @@ export class Reloader {
       if (supervisor) supervisor.lastError = error;
       this.log.error({ app: name, err: error }, 'app not updated: its new version did not start');
     }
+    for (const [supervisor, app] of adopted) supervisor.adopt(app);
     const removed = apps.swap(next, { apps: running, defaultApp }, promoted, failed);
     dataPlane.configure(dataPlaneSettings(next));
     const version = this.options.publish();

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import type { TrafficSnapshot } from '../dataplane/stats.js';
-import { rssBytes } from '../proc.js';
 import type { AppJson } from '../wire.js';
 import type { AppSet } from './app-set.js';
 
@@ -41,9 +40,11 @@ export class StatusProjection {
         state: i.state,
         started_at: i.startedAt ? new Date(i.startedAt).toISOString() : null,
         restarts: i.restarts,
-        rss_bytes: i.pid !== null && i.state !== 'exited' ? rssBytes(i.pid) : 0,
+        rss_bytes: i.rssBytes,
       }));
-      const state = supervisor?.state() ?? 'starting';
+      const hold = this.apps.hold(name);
+      // An operator's pause or maintenance is what the app's requests get, whatever its children do.
+      const state = hold ? (hold.mode === 'hold' ? 'paused' : 'maintenance') : (supervisor?.state() ?? 'starting');
       return this.json(
         config,
         name === this.apps.current.defaultApp,

@@ -29,6 +29,11 @@ export interface SupervisedApp {
   /** An old generation takes no new requests; returns its upstreams to drain. */
   beginDrain(gen: GenerationHandle): string[];
   stopGeneration(gen: GenerationHandle): Promise<void>;
+  /** Scale to zero: the serving generation, if any, for the caller to retire; the app is idle until a promote. */
+  sleep(): GenerationHandle | null;
+  /** An idle app's new config (a reload changed it): it stays idle, and starts with it. */
+  adopt(config: AppConfig): void;
+  readonly isIdle: boolean;
   /** Every generation that still has children, the serving one first. */
   liveGenerations(): GenerationHandle[];
   stop(): Promise<void>;

@@ -14,6 +14,8 @@ import type { SupervisedApp } from './supervised.js';
 export class SupervisorFactory {
   /** Children started again after a crash or a failed start, by app, for the gateway's life. */
   readonly restarts = new Map<string, number>();
+  /** Children replaced by the memory watchdog, by app, for the gateway's life (README, Memory watchdog). */
+  readonly memoryReplacements = new Map<string, number>();
   private readonly ports = new PortAllocator();
 
   constructor(
@@ -39,6 +41,10 @@ export class SupervisorFactory {
       },
       onChildGone: (_supervisor, id) => dataPlane.forget([id]),
       onRestart: (name) => void this.restarts.set(name, (this.restarts.get(name) ?? 0) + 1),
+      onMemoryReplacement: (name) =>
+        void this.memoryReplacements.set(name, (this.memoryReplacements.get(name) ?? 0) + 1),
+      // The replaced child is already out of the published table (onServingChange published it).
+      drainChild: (_supervisor, id) => dataPlane.drain([id], apps.current.gateway.drainTimeoutMs),
     });
   }
 }

@@ -22,6 +22,33 @@ export function answer(res: ServerResponse, status: number, message: string, hea
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * The maintenance answer for a browser (README, Pause and maintenance): 503,
+ * `Retry-After: 30`, and the message, escaped, in a page that needs nothing else.
+ */
+export function maintenancePage(res: ServerResponse, message: string, headers?: Record<string, string>): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const text = message.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] as string);
+  const body =
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+    `<title>${text}</title><style>body{font-family:system-ui,sans-serif;margin:15vh auto;max-width:36em;` +
+    `padding:0 1em;color:#222}h1{font-size:1.4em;font-weight:600}</style></head>` +
+    `<body><h1>${text}</h1><p>Please try again in a little while.</p></body></html>\n`;
+  res.statusCode = 503;
+  res.setHeader('content-type', 'text/html; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('retry-after', '30');
+  if (headers) for (const [key, value] of Object.entries(headers)) res.setHeader(key, value);
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
 /** The same answer on a raw socket: for parse errors and failed WebSocket upgrades. */
 export function answerOnSocket(
   socket: Duplex,

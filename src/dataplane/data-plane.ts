@@ -55,6 +55,11 @@ export interface DataPlane {
   drain(upstreamIds: readonly string[], timeoutMs: number): Promise<void>;
   /** Upstreams that are gone for good (a crashed child): their pools are freed. */
   forget(upstreamIds: readonly string[]): void;
+  /**
+   * Who is told, with the app's name, when a request waits for an app the
+   * table marks idle (README, Scale to zero): once per app per published table.
+   */
+  onWake(listener: (app: string) => void): void;
   /** Every app's traffic counters so far. */
   stats(): TrafficSnapshot;
 }

@@ -105,6 +105,10 @@ export class LocalDataPlane implements DataPlane {
     this.path.publish(table);
   }
 
+  onWake(listener: (app: string) => void): void {
+    this.path.onWake = listener;
+  }
+
   configure(settings: DataPlaneSettings): void {
     this.path.configure(settings);
   }

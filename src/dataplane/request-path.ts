@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { normalizeHost } from '../routing/host.js';
 import type { RouteTable, RouteTableData } from '../routing/table.js';
-import { answer, answerOnSocket, failureAnswer, requestProblem } from './answers.js';
+import { answer, answerOnSocket, failureAnswer, maintenancePage, requestProblem } from './answers.js';
 import type { DataPlaneSettings } from './data-plane.js';
 import type { EngineHooks, ProxyEngine, UpstreamFailure } from './engine.js';
 import { clientAddress, TrustedProxies } from './forwarded.js';
@@ -17,6 +17,8 @@ import { WaitQueues } from './wait-queue.js';
 
 /** Seconds a client is told to wait when an app is not ready. */
 const RETRY_AFTER_SECONDS = '2';
+/** A client is told to come back in 30 s during maintenance (README, Pause and maintenance). */
+const MAINTENANCE_HEADERS: Readonly<Record<string, string>> = { 'retry-after': '30' };
 
 const kRequest = Symbol('nano.proxyRequest');
 
@@ -74,6 +76,8 @@ export class RequestPath implements RequestHandler, EngineHooks {
   private hsts: readonly string[] | null = null;
   /** The same for the gateway's own answers. */
   private hstsFields: Record<string, string> | undefined;
+  /** Told when requests wait for an idle app (README, Scale to zero). */
+  onWake: ((app: string) => void) | null = null;
   /** Set while shutting down: answers close their connections. */
   closing = false;
   /** Client requests (and open WebSockets) not yet finished. */
@@ -264,6 +268,10 @@ export class RequestPath implements RequestHandler, EngineHooks {
 
   private begin(request: ProxyRequest, req: IncomingMessage): void {
     this.active++;
+    const stats = request.target.stats;
+    request.activeStats = stats;
+    stats.active++;
+    stats.lastActive = request.startedAt;
     request.client = clientAddress(req.socket.remoteAddress);
     request.trusted = this.trusted.trusts(request.client);
     request.proto = request.secure ? 'https' : 'http';
@@ -271,8 +279,20 @@ export class RequestPath implements RequestHandler, EngineHooks {
   }
 
   private dispatch(request: ProxyRequest): void {
-    const upstream = request.target.pick(request.avoid);
+    const target = request.target;
+    if (target.blocked) {
+      // Paused apps hold requests in arrival order; maintenance answers them (README, Pause and maintenance).
+      if (target.maintenance !== null) this.maintenanceAnswer(request, target.maintenance);
+      else if (!this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
+      return;
+    }
+    const upstream = target.pick(request.avoid);
     if (upstream === undefined) {
+      if (target.idle && !target.wakeSent) {
+        // Once per table: the control plane starts the app, then publishes a table with its children.
+        target.wakeSent = true;
+        this.onWake?.(target.name);
+      }
       if (!this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
       return;
     }
@@ -354,8 +374,26 @@ export class RequestPath implements RequestHandler, EngineHooks {
     }
   }
 
+  /**
+   * 503 with Retry-After and the message: a small HTML page for a browser,
+   * plain text otherwise. Not counted as an upstream error: nothing failed.
+   */
+  private maintenanceAnswer(request: ProxyRequest, message: string): void {
+    const res = request.res;
+    const hsts = request.secure ? this.hstsFields : undefined;
+    if (res === null) {
+      request.upgradeStatus = 503;
+      answerOnSocket(request.socket as Duplex, 503, message, MAINTENANCE_HEADERS);
+      return;
+    }
+    const accept = request.req.headers.accept;
+    if (accept?.includes('text/html')) maintenancePage(res, message, hsts);
+    else answer(res, 503, message, hsts ? { ...MAINTENANCE_HEADERS, ...hsts } : MAINTENANCE_HEADERS);
+  }
+
   private notReady(request: ProxyRequest): void {
-    this.reply(request, 503, `service unavailable: app "${request.target.name}" has no ready instance`, {
+    const why = request.target.blocked ? 'is paused' : 'has no ready instance';
+    this.reply(request, 503, `service unavailable: app "${request.target.name}" ${why}`, {
       'retry-after': RETRY_AFTER_SECONDS,
     });
   }
@@ -374,7 +412,13 @@ export class RequestPath implements RequestHandler, EngineHooks {
     // Only a waiting request has a timer; the others skip the queue lookup.
     if (request.queueTimer) this.queues.release(request);
     this.releaseUpstream(request);
-    const elapsedMs = performance.now() - request.startedAt;
+    const now = performance.now();
+    const elapsedMs = now - request.startedAt;
+    const activeStats = request.activeStats;
+    if (activeStats !== null) {
+      activeStats.active--;
+      activeStats.lastActive = now;
+    }
     request.target.stats.observe(status, elapsedMs / 1000);
     const access = request.target.access;
     if (access !== null) {

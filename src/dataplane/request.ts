@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ClientProtocol } from './forwarded.js';
+import type { AppStats } from './stats.js';
 import type { AppTarget } from './target.js';
 import type { Upstream } from './upstream.js';
 
@@ -43,6 +44,8 @@ export class ProxyRequest {
   h2 = false;
   /** Response headers the gateway adds (Strict-Transport-Security), as raw pairs; a shared array, not a copy. */
   extraHeaders: readonly string[] | null = null;
+  /** The app counted as busy with it from its start to its end, even if a new table moves it elsewhere. */
+  activeStats: AppStats | null = null;
 
   constructor(
     readonly req: IncomingMessage,

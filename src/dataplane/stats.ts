@@ -20,6 +20,10 @@ export interface AppTraffic {
   durationSumSeconds: number;
   /** The gateway's own answers for this app: 502, 503, 504. */
   upstreamErrors: { 502: number; 503: number; 504: number };
+  /** Requests (and open WebSockets) of this app not finished yet. */
+  active: number;
+  /** When one of its requests last began or finished (ms since the epoch); 0: never (README, Scale to zero). */
+  lastActiveAt: number;
 }
 
 /** Every app's counters, by app name. */
@@ -31,6 +35,13 @@ export class AppStats implements AppTraffic {
   readonly durationCounts: number[] = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   durationSumSeconds = 0;
   readonly upstreamErrors = { 502: 0, 503: 0, 504: 0 };
+  active = 0;
+  /** performance.now() of the last begin or finish: the request path has it at hand, so it costs nothing. */
+  lastActive = 0;
+
+  get lastActiveAt(): number {
+    return this.lastActive === 0 ? 0 : Math.round(performance.timeOrigin + this.lastActive);
+  }
 
   observe(status: number, seconds: number): void {
     this.requests++;
@@ -64,6 +75,8 @@ export class StatsRegistry {
         durationCounts: [...s.durationCounts],
         durationSumSeconds: s.durationSumSeconds,
         upstreamErrors: { ...s.upstreamErrors },
+        active: s.active,
+        lastActiveAt: s.lastActiveAt,
       };
     }
     return out;

@@ -1,12 +1,19 @@
 import type { Logger } from '../log.js';
 import { hostNameOf } from '../routing/host.js';
-import { RouteTable, type RouteTableData } from '../routing/table.js';
+import { type AppRouteMode, RouteTable, type RouteTableData } from '../routing/table.js';
 import type { AppStats, StatsRegistry } from './stats.js';
 import type { Upstream, UpstreamRegistry } from './upstream.js';
 
 /** An app as one route table sees it: its ready upstreams and a balancing cursor. */
 export class AppTarget {
   private cursor = 0;
+  /** Paused or in maintenance: no request is sent to a child (one check on the request path). */
+  readonly blocked: boolean;
+  /** In maintenance: the message its 503 carries; null otherwise. */
+  readonly maintenance: string | null;
+  /** Its children are stopped; `wakeSent` once this table has asked the control plane to start it. */
+  readonly idle: boolean;
+  wakeSent = false;
 
   constructor(
     readonly name: string,
@@ -22,7 +29,14 @@ export class AppTarget {
     readonly hostName: string,
     /** Its plain-HTTP requests may be redirected to HTTPS (README, HTTPS: redirect). */
     readonly tls: boolean,
-  ) {}
+    mode: AppRouteMode = 'serve',
+    maintenanceMessage = '',
+    idle = false,
+  ) {
+    this.blocked = mode !== 'serve';
+    this.maintenance = mode === 'maintenance' ? maintenanceMessage : null;
+    this.idle = idle;
+  }
 
   /**
    * The upstream with the fewest requests in flight, scanning from a
@@ -70,6 +84,9 @@ export class TargetCompiler {
           accessLog ? this.accessFor(app.name) : null,
           hostNameOf(app.hosts),
           app.tls,
+          app.mode,
+          app.maintenanceMessage,
+          app.idle,
         ),
     );
   }

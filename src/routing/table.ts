@@ -18,7 +18,17 @@ export interface AppRouteData {
   upstreams: readonly UpstreamAddress[];
   /** Served over HTTPS when it has a certificate; false: plain HTTP only, never redirected (README, HTTPS). */
   tls: boolean;
+  /**
+   * How its requests are treated (README, Pause and maintenance); absent: served.
+   * `hold`: they wait in its queue (paused); `maintenance`: 503 with `maintenanceMessage`.
+   */
+  mode?: AppRouteMode;
+  maintenanceMessage?: string;
+  /** Its children are stopped (README, Scale to zero): the first request that waits wakes it. */
+  idle?: boolean;
 }
+
+export type AppRouteMode = 'serve' | 'hold' | 'maintenance';
 
 export interface RouteTableData {
   version: number;

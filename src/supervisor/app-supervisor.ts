@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { UpstreamAddress } from '../routing/table.js';
 import { AppChild, type ChildExit, describeExit } from './child.js';
 import { type AppState, Generation, type InstanceInfo, type InstanceSlot } from './generation.js';
+import { MemoryWatchdogPolicy } from './memory-watchdog.js';
 import type { PortAllocator } from './ports.js';
 import { AppStartError, waitUntilReady } from './readiness.js';
 
@@ -24,7 +25,17 @@ export interface SupervisorContext {
   onChildGone(app: AppSupervisor, upstreamId: string): void;
   /** A crashed or failed child is about to be started again (for the restarts counter). */
   onRestart(app: string): void;
+  /**
+   * A child replaced for its memory is out of the published table: resolves
+   * once the data plane has no request in flight to it (README, Memory watchdog).
+   */
+  drainChild(app: AppSupervisor, upstreamId: string): Promise<void>;
+  /** A child was replaced by the memory watchdog (for nano_memory_replacements_total). */
+  onMemoryReplacement(app: string): void;
 }
+
+/** How often each serving child's RSS is sampled (README, Memory watchdog). */
+export const MEMORY_SAMPLE_MS = 1000;
 
 let childSequence = 0;
 
@@ -43,6 +54,10 @@ export class AppSupervisor {
   /** Every generation that may still have children: serving, being prepared, or draining. */
   private readonly generations = new Set<Generation>();
   private stopped = false;
+  /** Stopped by idle_timeout_ms (README, Scale to zero): no generation serves until the next start. */
+  private idle = false;
+  private readonly memory = new MemoryWatchdogPolicy();
+  private memoryTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
 
   constructor(
@@ -63,6 +78,7 @@ export class AppSupervisor {
     gen.serving = true;
     this.current = gen;
     for (const slot of gen.slots) void this.runSlot(gen, slot);
+    this.syncMemoryTimer();
   }
 
   /**
@@ -104,6 +120,8 @@ export class AppSupervisor {
     this.current = gen;
     this.config = gen.config;
     this.lastError = null;
+    this.idle = false;
+    this.syncMemoryTimer();
     // A child that died between its readiness and this swap was not restarted
     // (its generation was not serving yet): it is now.
     for (const slot of gen.slots) {
@@ -169,6 +187,34 @@ export class AppSupervisor {
     this.generations.delete(gen);
   }
 
+  /**
+   * Scale to zero (README): the serving generation stops serving and is
+   * returned for the caller to retire (beginDrain, drain, stopGeneration)
+   * once a table without it is out. The app is idle until a generation is
+   * promoted again.
+   */
+  sleep(): Generation | null {
+    const old = this.current;
+    this.current = null;
+    this.idle = true;
+    this.syncMemoryTimer();
+    if (old) {
+      old.serving = false;
+      old.retired = true;
+      for (const slot of old.slots) this.cancelRestart(slot);
+    }
+    return old;
+  }
+
+  /** An idle app's new config (a reload changed it): its next start uses it, and it stays idle. */
+  adopt(config: AppConfig): void {
+    this.config = config;
+  }
+
+  get isIdle(): boolean {
+    return this.idle;
+  }
+
   /** Every generation that still has children, the serving one first. */
   liveGenerations(): Generation[] {
     const current = this.current;
@@ -178,6 +224,7 @@ export class AppSupervisor {
   /** Stops every child of every generation now; nothing of this app starts again. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.syncMemoryTimer();
     await Promise.all([...this.generations].map((gen) => this.stopGeneration(gen)));
   }
 
@@ -194,6 +241,7 @@ export class AppSupervisor {
 
   /** The app's state (README, Admin API: `state`). */
   state(): AppState {
+    if (this.current === null && this.idle) return 'idle';
     return this.current?.state() ?? 'starting';
   }
 
@@ -208,10 +256,11 @@ export class AppSupervisor {
   }
 
   /** Starts one child and waits until it is ready; a failed start is killed and rethrown. */
-  private async startChild(gen: Generation, slot: InstanceSlot): Promise<AppChild> {
+  private async startChild(gen: Generation, slot: InstanceSlot, beside = false): Promise<AppChild> {
     const port = await this.ctx.ports.allocate();
     const child = new AppChild({ id: `${this.name}#${++childSequence}`, app: gen.config, port }, this.ctx.outputLogger);
-    slot.child = child;
+    // A replacement starts beside the slot's child and takes the slot only once ready.
+    if (!beside) slot.child = child;
     const exitedEarly = new AbortController();
     void child.exited.then((exit) => {
       this.ctx.ports.release(port);
@@ -295,6 +344,91 @@ export class AppSupervisor {
     this.ctx.onRestart(this.name);
     this.log.info({ instance: slot.index, delay_ms: delay, restarts: slot.restarts }, 'restarting instance');
     slot.restartTimer = setTimeout(() => void this.runSlot(gen, slot), delay);
+  }
+
+  /** Samples run while the serving config has max_rss_mb and the app runs (README, Memory watchdog). */
+  private syncMemoryTimer(): void {
+    const wanted = !this.stopped && !this.idle && this.config.maxRssMb !== null;
+    if (wanted && this.memoryTimer === null) {
+      this.memoryTimer = setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_MS);
+      this.memoryTimer.unref();
+    } else if (!wanted && this.memoryTimer !== null) {
+      clearInterval(this.memoryTimer);
+      this.memoryTimer = null;
+    }
+  }
+
+  /** One RSS sample of each ready child of the serving generation; one over the limit long enough is replaced. */
+  private sampleMemory(): void {
+    const gen = this.current;
+    const limitMb = gen?.config.maxRssMb ?? null;
+    if (!gen?.serving || limitMb === null) return;
+    const samples = new Map<string, number>();
+    const slots = new Map<string, InstanceSlot>();
+    for (const slot of gen.slots) {
+      const child = slot.child;
+      if (child?.state !== 'ready') continue;
+      samples.set(child.id, child.rssBytes());
+      slots.set(child.id, slot);
+    }
+    const due = this.memory.sample(samples, limitMb * 1024 * 1024, Date.now());
+    if (due === null) return;
+    const slot = slots.get(due) as InstanceSlot;
+    void this.replaceForMemory(gen, slot, slot.child as AppChild, samples.get(due) ?? 0);
+  }
+
+  /**
+   * The memory watchdog's replacement (README, Memory watchdog): a new child
+   * for the slot starts beside the old one; once it is ready it takes the
+   * slot and the table, and the old one drains, then stops. A new child that
+   * fails leaves the old one serving; the next try waits for the crash backoff.
+   */
+  private async replaceForMemory(gen: Generation, slot: InstanceSlot, old: AppChild, rss: number): Promise<void> {
+    const limitMb = gen.config.maxRssMb;
+    const rssMb = Math.round(rss / (1024 * 1024));
+    this.log.warn(
+      { pid: old.pid, instance: slot.index, rss_mb: rssMb, max_rss_mb: limitMb },
+      `instance ${slot.index} over max_rss_mb (${rssMb} MB > ${limitMb} MB): replacing it`,
+    );
+    const started = Date.now();
+    let fresh: AppChild;
+    try {
+      fresh = await this.startChild(gen, slot, true);
+    } catch (err) {
+      const reason = (err as Error).message;
+      const retryMs = slot.backoff.next(Date.now() - started);
+      this.memory.finished(false, Date.now(), retryMs);
+      if (this.stopped || gen.retired) return;
+      this.lastError = `instance ${slot.index}: memory replacement failed, the old instance keeps serving: ${reason}`;
+      this.log.error({ instance: slot.index, err: reason, retry_ms: retryMs }, 'memory replacement failed');
+      return;
+    }
+    // While it started, the slot may have moved on: a reload retired the generation, or the old
+    // child crashed and its restart is already running. A restart still waiting is taken over.
+    if (gen.retired || this.stopped || (slot.child !== old && slot.child?.alive)) {
+      this.memory.finished(true, Date.now(), 0);
+      void fresh.stop();
+      return;
+    }
+    this.cancelRestart(slot);
+    slot.child = fresh;
+    slot.crashed = false;
+    slot.lastStartFailed = false;
+    slot.restarts++;
+    this.ctx.onRestart(this.name);
+    this.ctx.onMemoryReplacement(this.name);
+    const draining = old.alive;
+    if (draining) old.state = 'draining';
+    this.ctx.onServingChange(this, this.servingUpstreams());
+    this.log.info(
+      { old_pid: old.pid, pid: fresh.pid, instance: slot.index, ms: Date.now() - started },
+      `instance ${slot.index} replaced for its memory: pid ${old.pid} -> ${fresh.pid}`,
+    );
+    this.memory.finished(true, Date.now(), 0);
+    if (!draining) return;
+    await this.ctx.drainChild(this, old.id);
+    const exit = await old.stop();
+    this.log.info({ pid: old.pid, instance: slot.index, exit: describeExit(exit) }, 'old instance stopped');
   }
 
   private cancelRestart(slot: InstanceSlot): void {

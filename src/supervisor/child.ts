@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import type { AppConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { RssProbe } from '../proc.js';
 
 const PARENT_WATCH_PRELOAD = fileURLToPath(new URL('./parent-watch.cjs', import.meta.url));
 
@@ -67,6 +68,7 @@ export class AppChild {
   readonly exited: Promise<ChildExit>;
   exitInfo: ChildExit | null = null;
   private readonly process: ResultPromise;
+  private readonly rssProbe: RssProbe | null;
 
   constructor(spec: ChildSpec, logger: Logger) {
     this.id = spec.id;
@@ -85,6 +87,7 @@ export class AppChild {
       forceKillAfterDelay: spec.app.killTimeoutMs > 0 ? spec.app.killTimeoutMs : 1,
     });
     this.pid = this.process.pid;
+    this.rssProbe = this.pid === undefined ? null : new RssProbe(this.pid);
     const bindings = { app: spec.app.name, pid: this.pid };
     if (this.process.stdout) forwardLines(this.process.stdout, logger, { ...bindings, stream: 'stdout' }, 'info');
     if (this.process.stderr) forwardLines(this.process.stderr, logger, { ...bindings, stream: 'stderr' }, 'warn');
@@ -97,7 +100,13 @@ export class AppChild {
   private recordExit(code: number | null, signal: string | null): ChildExit {
     this.exitInfo = { stateAtExit: this.state, code, signal, uptimeMs: Date.now() - this.startedAt };
     this.state = 'exited';
+    this.rssProbe?.close();
     return this.exitInfo;
+  }
+
+  /** Resident memory in bytes now; 0 once it has exited or where /proc cannot tell. */
+  rssBytes(): number {
+    return this.exitInfo === null && this.rssProbe !== null ? this.rssProbe.read() : 0;
   }
 
   get alive(): boolean {

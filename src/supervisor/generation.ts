@@ -16,7 +16,8 @@ export class InstanceSlot {
   constructor(readonly index: number) {}
 }
 
-export type AppState = 'starting' | 'ready' | 'restarting' | 'failed';
+/** `idle`: stopped by idle_timeout_ms until the next request (README, Scale to zero). */
+export type AppState = 'starting' | 'ready' | 'restarting' | 'failed' | 'idle';
 
 /** One instance of a generation, as the status projection shows it. */
 export interface InstanceInfo {
@@ -25,6 +26,7 @@ export interface InstanceInfo {
   state: string;
   startedAt: number;
   restarts: number;
+  rssBytes: number;
 }
 
 /** The children started from one version of an app's config. */
@@ -81,6 +83,7 @@ export class Generation {
         state: child ? (child.alive ? child.state : slot.restartTimer ? 'restarting' : 'exited') : 'starting',
         startedAt: child?.startedAt ?? 0,
         restarts: slot.restarts,
+        rssBytes: child?.rssBytes() ?? 0,
       };
     });
   }
