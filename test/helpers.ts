@@ -490,3 +490,56 @@ export async function adminCall(
   }
   return { ...res, json };
 }
+
+/** The fixture's `GET /version` answer: `VERSION pid`. */
+export function versionOf(body: string): { version: string; pid: number } {
+  const [version = '', pid = '0'] = body.trim().split(' ');
+  return { version, pid: Number(pid) };
+}
+
+export interface LoadResult {
+  total: number;
+  errors: string[];
+  non2xx: string[];
+  versions: Map<string, Set<string>>;
+}
+
+/**
+ * Keep-alive load from `clients` concurrent clients until `stop()`; bounded by the caller, loopback only.
+ * Every fourth request is a POST /hash with a body (never retried by the gateway); the others GET /version.
+ */
+export async function loadUntil(
+  port: number,
+  hosts: string[],
+  clients: number,
+  stop: () => boolean,
+): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  const result: LoadResult = { total: 0, errors: [], non2xx: [], versions: new Map(hosts.map((h) => [h, new Set()])) };
+  const worker = async (i: number): Promise<void> => {
+    const host = hosts[i % hosts.length] as string;
+    for (let n = 0; !stop(); n++) {
+      const post = n % 4 === 3;
+      result.total++;
+      try {
+        const res = await request(port, {
+          host,
+          agent,
+          method: post ? 'POST' : 'GET',
+          path: post ? '/hash' : '/version',
+          ...(post ? { body: `payload ${i} ${n}` } : {}),
+        });
+        if (res.status !== 200) result.non2xx.push(`${res.status} ${res.body.trim()}`);
+        else if (!post) result.versions.get(host)?.add(versionOf(res.body).version);
+      } catch (err) {
+        result.errors.push(`${host} ${post ? 'POST' : 'GET'}: ${(err as Error).message}`);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
+  } finally {
+    agent.destroy();
+  }
+  return result;
+}

@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { describe, test } from 'node:test';
 import { diffApps } from '../src/config/diff.js';
 import type { AppConfig } from '../src/config/schema.js';
 import { OperationQueue } from '../src/control/operation-queue.js';
 import { effectiveApps } from '../src/control/plan.js';
-import { childPidsOf, fixtureApp, GatewayProcess, gatewaySection, processAlive, request, waitFor } from './helpers.js';
-
-function versionOf(body: string): { version: string; pid: number } {
-  const [version = '', pid = '0'] = body.trim().split(' ');
-  return { version, pid: Number(pid) };
-}
+import {
+  childPidsOf,
+  fixtureApp,
+  GatewayProcess,
+  gatewaySection,
+  loadUntil,
+  processAlive,
+  request,
+  versionOf,
+  waitFor,
+} from './helpers.js';
 
 async function served(gw: GatewayProcess, host: string): Promise<{ version: string; pid: number }> {
   const res = await gw.request({ host, path: '/version' });
@@ -20,45 +24,6 @@ async function served(gw: GatewayProcess, host: string): Promise<{ version: stri
 
 function app(name: string, hosts: string[], version: string, extra = ''): string {
   return fixtureApp(name, hosts, `env = { VERSION = "${version}" }\n${extra}`);
-}
-
-interface LoadResult {
-  total: number;
-  errors: string[];
-  non2xx: string[];
-  versions: Map<string, Set<string>>;
-}
-
-/** Keep-alive load from `clients` concurrent clients until `stop()`; bounded by the caller, loopback only. */
-async function loadUntil(port: number, hosts: string[], clients: number, stop: () => boolean): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const result: LoadResult = { total: 0, errors: [], non2xx: [], versions: new Map(hosts.map((h) => [h, new Set()])) };
-  const worker = async (i: number): Promise<void> => {
-    const host = hosts[i % hosts.length] as string;
-    for (let n = 0; !stop(); n++) {
-      const post = n % 4 === 3;
-      result.total++;
-      try {
-        const res = await request(port, {
-          host,
-          agent,
-          method: post ? 'POST' : 'GET',
-          path: post ? '/hash' : '/version',
-          ...(post ? { body: `payload ${i} ${n}` } : {}),
-        });
-        if (res.status !== 200) result.non2xx.push(`${res.status} ${res.body.trim()}`);
-        else if (!post) result.versions.get(host)?.add(versionOf(res.body).version);
-      } catch (err) {
-        result.errors.push(`${host} ${post ? 'POST' : 'GET'}: ${(err as Error).message}`);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
-  } finally {
-    agent.destroy();
-  }
-  return result;
 }
 
 describe('reload by editing the file', () => {
