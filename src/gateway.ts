@@ -94,7 +94,7 @@ export class Gateway {
       logs.setLimit(apps.current.gateway.logLines);
       logs.retain(apps.order);
       this.watcher?.watchAlso(certificateFiles(apps.current));
-      if (this.started) this.appWatchers.follow(apps.current);
+      if (this.started) this.appWatchers.follow(apps.current, fileApps(apps));
       return table.version;
     };
     const supervisors = new SupervisorFactory({ logger, outputLogger: bulk, apps, dataPlane, publish });
@@ -205,7 +205,7 @@ export class Gateway {
     }
     this.started = true;
     this.idle.start();
-    this.appWatchers.follow(this.apps.current);
+    this.appWatchers.follow(this.apps.current, fileApps(this.apps));
     await this.appWatchers.ready();
     if (this.options.watch ?? true) {
       this.watcher = new ConfigWatcher({
@@ -291,6 +291,14 @@ async function recorded(
       history.record(trigger, startedAt, { error: (err as Error).message });
     throw err;
   }
+}
+
+/** Every app of the file, in its order: the running config, or the one whose start failed. */
+function fileApps(apps: AppSet): AppConfig[] {
+  return apps.order.flatMap((name) => {
+    const app = apps.runningConfig(name) ?? apps.failure(name)?.config;
+    return app ? [app] : [];
+  });
 }
 
 /** The certificate files the running apps name: watched beside the config file (README, HTTPS). */

@@ -16,6 +16,7 @@ import type { AppConfig } from '../src/config/schema.js';
 import { AppSet } from '../src/control/app-set.js';
 import { ConfigSource } from '../src/control/config-source.js';
 import { Drainer } from '../src/control/drainer.js';
+import { IdleController } from '../src/control/idle.js';
 import { OperationQueue } from '../src/control/operation-queue.js';
 import { Reloader } from '../src/control/reloader.js';
 import type { GenerationHandle, SupervisedApp } from '../src/control/supervised.js';
@@ -61,6 +62,7 @@ class FakeApp implements SupervisedApp {
   }
 
   async prepare(config: AppConfig): Promise<FakeGeneration> {
+    this.runtime.prepared.push(config);
     const reason = this.runtime.failing.get(config.name);
     if (reason) {
       this.lastError = reason;
@@ -138,6 +140,8 @@ class FakeApp implements SupervisedApp {
 
 class FakeRuntime {
   readonly failing = new Map<string, string>();
+  /** Every config a generation was prepared for. */
+  readonly prepared: AppConfig[] = [];
   readonly events: Event[] = [];
 }
 
@@ -175,10 +179,10 @@ before(() => {
 
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function toml(apps: Record<string, { hosts: string[]; version?: string }>, gateway = ''): string {
+function toml(apps: Record<string, { hosts: string[]; version?: string; extra?: string }>, gateway = ''): string {
   let text = `[gateway]\nlisten = "127.0.0.1:0"\n${gateway}\n[admin]\nlisten = false\n`;
   for (const [name, app] of Object.entries(apps)) {
-    text += `\n[apps.${name}]\nhosts = ${JSON.stringify(app.hosts)}\nentry = "app.js"\nenv = { VERSION = "${app.version ?? '1'}" }\n`;
+    text += `\n[apps.${name}]\nhosts = ${JSON.stringify(app.hosts)}\nentry = "app.js"\nenv = { VERSION = "${app.version ?? '1'}" }\n${app.extra ?? ''}\n`;
   }
   return text;
 }
@@ -201,12 +205,14 @@ function start(text: string) {
     fake.start();
     apps.setRoutes(fake, fake.servingUpstreams());
   }
+  const ops = new OperationQueue();
+  const drainer = new Drainer(dataPlane, () => 1000);
   const reloader = new Reloader({
     apps,
     dataPlane,
     source: new ConfigSource(file, 'nano.toml', text),
-    ops: new OperationQueue(),
-    drainer: new Drainer(dataPlane, () => 1000),
+    ops,
+    drainer,
     newSupervisor: (app) => new FakeApp(app, runtime),
     publish,
     logger: pino({ level: 'silent' }),
@@ -226,8 +232,35 @@ function start(text: string) {
     for (const app of dataPlane.last.apps) for (const host of app.hosts) out[host] = app.upstreams.map((u) => u.id);
     return out;
   };
-  return { runtime, dataPlane, apps, reload, routes };
+  // Scale to zero over the same fakes: traffic counters and the clock are the test's.
+  let traffic: TrafficSnapshot = {};
+  const clock = { now: 0 };
+  const idle = new IdleController({
+    apps,
+    ops,
+    drainer,
+    traffic: () => traffic,
+    publish,
+    logger: pino({ level: 'silent' }),
+    now: () => clock.now,
+  });
+  const setTraffic = (app: string, active: number, lastActiveAt: number): void => {
+    traffic = { ...traffic, [app]: { ...NO_TRAFFIC, active, lastActiveAt } };
+  };
+  /** Resolves once every operation queued so far has run. */
+  const settled = (): Promise<void> => ops.run(async () => {});
+  return { runtime, dataPlane, apps, reload, routes, idle, clock, setTraffic, settled };
 }
+
+const NO_TRAFFIC = {
+  requests: 0,
+  statusClasses: [0, 0, 0, 0, 0, 0],
+  durationCounts: [],
+  durationSumSeconds: 0,
+  upstreamErrors: { 502: 0, 503: 0, 504: 0 },
+  active: 0,
+  lastActiveAt: 0,
+};
 
 describe('reload planning (fake runtime)', () => {
   test('a changed app is swapped in one table, then its old generation drains, then stops', async () => {
@@ -304,3 +337,116 @@ describe('reload planning (fake runtime)', () => {
     assert.equal(gw.dataPlane.last.defaultApp, 'b', 'd does not run, so b stays the default');
   });
 });
+
+describe('scale to zero (fake runtime)', () => {
+  const quiet = { extra: 'idle_timeout_ms = 1000' };
+
+  test('an app quiet for idle_timeout_ms sleeps: one table marks it idle with no upstream, then its children drain and stop', async () => {
+    const gw = start(toml({ a: { hosts: ['a.test'], ...quiet }, b: { hosts: ['b.test'] } }));
+    gw.idle.check();
+    gw.clock.now = 999;
+    gw.idle.check();
+    await gw.settled();
+    assert.equal(gw.apps.supervisor('a')?.isIdle, false, 'not before its timeout');
+    gw.runtime.events.length = 0;
+    gw.clock.now = 1000;
+    gw.idle.check();
+    await gw.settled();
+    const a = gw.apps.supervisor('a');
+    assert.equal(a?.isIdle, true);
+    assert.equal(a?.state(), 'idle');
+    const table = gw.dataPlane.last.apps.find((app) => app.name === 'a');
+    assert.equal(table?.idle, true);
+    assert.deepEqual(table?.upstreams, []);
+    await waitForEvent(gw.runtime.events, /^stop a@/);
+    assert.match(gw.runtime.events[0] ?? '', /^publish/, 'the table first, then the drain');
+    assert.equal(gw.apps.supervisor('b')?.isIdle, false, 'an app without idle_timeout_ms never sleeps');
+  });
+
+  test('a request in flight, a recent one, or a pause keeps an app awake', async () => {
+    const gw = start(toml({ a: { hosts: ['a.test'], ...quiet } }));
+    gw.idle.check();
+    gw.clock.now = 5000;
+    gw.setTraffic('a', 1, 0);
+    gw.idle.check();
+    await gw.settled();
+    assert.equal(gw.apps.supervisor('a')?.isIdle, false, 'an open request (or WebSocket) keeps it awake');
+    gw.setTraffic('a', 0, 4500);
+    gw.idle.check();
+    await gw.settled();
+    assert.equal(gw.apps.supervisor('a')?.isIdle, false, 'its last request ended 500 ms ago');
+    gw.apps.setHold('a', { mode: 'hold' });
+    gw.clock.now = 9000;
+    gw.idle.check();
+    await gw.settled();
+    assert.equal(gw.apps.supervisor('a')?.isIdle, false, 'a paused app keeps its children');
+    gw.apps.setHold('a', null);
+    gw.idle.check();
+    await gw.settled();
+    assert.equal(gw.apps.supervisor('a')?.isIdle, true);
+  });
+
+  test('wakes asked for together start the app once, and a table with its children follows', async () => {
+    const gw = start(toml({ a: { hosts: ['a.test'], ...quiet } }));
+    gw.idle.check();
+    gw.clock.now = 1000;
+    gw.idle.check();
+    await gw.settled();
+    gw.runtime.prepared.length = 0;
+    await Promise.all([gw.idle.wake('a'), gw.idle.wake('a'), gw.idle.wake('a')]);
+    assert.equal(gw.runtime.prepared.length, 1);
+    const table = gw.dataPlane.last.apps.find((app) => app.name === 'a');
+    assert.equal(table?.idle, false);
+    assert.equal(table?.upstreams.length, 1);
+    assert.equal(gw.apps.supervisor('a')?.state(), 'ready');
+    // Awake again: it sleeps a full idle_timeout_ms after its wake, not at once.
+    gw.clock.now = 1500;
+    gw.idle.check();
+    await gw.settled();
+    assert.equal(gw.apps.supervisor('a')?.isIdle, false);
+  });
+
+  test('a wake that fails leaves the app idle with last_error', async () => {
+    const gw = start(toml({ a: { hosts: ['a.test'], ...quiet } }));
+    gw.idle.check();
+    gw.clock.now = 1000;
+    gw.idle.check();
+    await gw.settled();
+    gw.runtime.failing.set('a', 'exited with code 1 before it was ready');
+    await gw.idle.wake('a');
+    const a = gw.apps.supervisor('a');
+    assert.equal(a?.isIdle, true);
+    assert.equal(a?.lastError, 'exited with code 1 before it was ready');
+    assert.equal(gw.dataPlane.last.apps.find((app) => app.name === 'a')?.idle, true);
+  });
+
+  test('a reload that changes an idle app keeps it idle with the new config; the next wake starts that', async () => {
+    const gw = start(toml({ a: { hosts: ['a.test'], ...quiet }, b: { hosts: ['b.test'] } }));
+    gw.idle.check();
+    gw.clock.now = 1000;
+    gw.idle.check();
+    await gw.settled();
+    gw.runtime.prepared.length = 0;
+    const summary = await gw.reload(
+      toml({ a: { hosts: ['a.test', 'a2.test'], version: '2', ...quiet }, b: { hosts: ['b.test'] } }),
+    );
+    assert.deepEqual(summary.changed, ['a']);
+    assert.equal(gw.runtime.prepared.length, 0, 'nothing started for the idle app');
+    const a = gw.apps.supervisor('a');
+    assert.equal(a?.isIdle, true);
+    assert.equal(a?.config.env.VERSION, '2');
+    const table = gw.dataPlane.last.apps.find((app) => app.name === 'a');
+    assert.deepEqual(table?.hosts, ['a.test', 'a2.test'], 'the new hosts are routed (to the wake)');
+    assert.equal(table?.idle, true);
+    await gw.idle.wake('a');
+    assert.equal(gw.runtime.prepared[0]?.env.VERSION, '2');
+  });
+});
+
+async function waitForEvent(events: readonly string[], pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 100 && !events.some((e) => pattern.test(e)); i++) await new Promise((r) => setImmediate(r));
+  assert.ok(
+    events.some((e) => pattern.test(e)),
+    `no event matching ${pattern}: ${events.join(' | ')}`,
+  );
+}

@@ -103,15 +103,19 @@ export class AppWatchers {
 
   constructor(private readonly options: AppWatchersOptions) {}
 
-  /** Makes the watchers match the running config; cheap when nothing changed (it runs on every publish). */
-  follow(config: GatewayConfig): void {
+  /**
+   * Makes the watchers match the apps of the file (running ones, and those
+   * whose start failed: a fix to their files starts them); cheap when
+   * nothing changed, as it runs on every publish.
+   */
+  follow(config: GatewayConfig, apps: readonly AppConfig[]): void {
     if (this.closed) return;
     this.excluded = new Set([
       config.file,
       ...config.fileCertificates.flatMap((c) => [path.resolve(c.certFile), path.resolve(c.keyFile)]),
     ]);
     const wanted = new Map<string, AppConfig>();
-    for (const app of config.apps) if (app.watch !== false) wanted.set(app.name, app);
+    for (const app of apps) if (app.watch !== false) wanted.set(app.name, app);
     for (const [name, watcher] of this.watchers) {
       const app = wanted.get(name);
       if (app && watchKey(app) === watcher.key) continue;
