@@ -1,12 +1,13 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import type * as HttpProxy3 from 'http-proxy-3';
 import { answerOnSocket } from './answers.js';
 import { classifyUpstreamError, type EngineHooks, type ProxyEngine } from './engine.js';
 import { isDroppedResponseHeader, rewriteRequestHeaders, setForwardedHeaders } from './forwarded.js';
 import { hasNoBody, type ProxyRequest } from './request.js';
+import { tieTunnel } from './tunnel.js';
 import type { Upstream } from './upstream.js';
 
 const kRequest = Symbol('nano.request');
@@ -164,10 +165,12 @@ export class HttpProxyEngine implements ProxyEngine {
     const state = request.engineState as AttemptState;
     state.outgoing = outgoing;
     // Either the child switches protocols or it answers plain HTTP, which http-proxy-3 relays.
-    outgoing.once('upgrade', () => {
+    outgoing.once('upgrade', (_res: IncomingMessage, proxySocket: Socket) => {
       clearAttemptTimer(state);
       request.upgradeStatus = 101;
       this.hooks.onResponseStart(request);
+      // http-proxy-3 only half-closes the tunnel; the request stays in flight until the client's socket closes.
+      tieTunnel(request.socket as Duplex, proxySocket);
     });
     outgoing.once('response', (res: IncomingMessage) => {
       clearAttemptTimer(state);
