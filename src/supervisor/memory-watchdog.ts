@@ -10,7 +10,7 @@ export const SAMPLES_OVER_LIMIT = 3;
 export class MemoryWatchdogPolicy {
   /** Consecutive samples over the limit, by child id (only children over it are kept). */
   private readonly over = new Map<string, number>();
-  private replacing = false;
+  private replacing: string | null = null;
   private notBefore = 0;
 
   constructor(private readonly samplesOverLimit = SAMPLES_OVER_LIMIT) {}
@@ -36,19 +36,21 @@ export class MemoryWatchdogPolicy {
         largest = rss;
       }
     }
-    if (due === null || this.replacing || now < this.notBefore) return null;
-    this.replacing = true;
-    this.over.delete(due);
+    if (due === null || this.replacing !== null || now < this.notBefore) return null;
+    // Its count is kept until the replacement succeeds: after a failure the next try comes as soon
+    // as the backoff allows, not 3 samples later.
+    this.replacing = due;
     return due;
   }
 
   /** The replacement ended; after a failed one the next may start `retryAfterMs` from now. */
   finished(ok: boolean, now: number, retryAfterMs: number): void {
-    this.replacing = false;
+    if (ok && this.replacing !== null) this.over.delete(this.replacing);
+    this.replacing = null;
     this.notBefore = ok ? 0 : now + retryAfterMs;
   }
 
   get busy(): boolean {
-    return this.replacing;
+    return this.replacing !== null;
   }
 }
