@@ -151,6 +151,7 @@ export class LocalDataPlane implements DataPlane {
     this.path.closing = true;
     this.listener.stopAccepting();
     this.httpsListener?.stopAccepting();
+    this.path.releaseHeld();
     await this.path.whenIdle(timeoutMs);
     this.listener.closeAll();
     this.httpsListener?.closeAll();

@@ -19,6 +19,8 @@ import { WaitQueues } from './wait-queue.js';
 const RETRY_AFTER_SECONDS = '2';
 /** A client is told to come back in 30 s during maintenance (README, Pause and maintenance). */
 const MAINTENANCE_HEADERS: Readonly<Record<string, string>> = { 'retry-after': '30' };
+/** Media types are case-insensitive (RFC 9110 §8.3.1). */
+const HTML_ACCEPT = /text\/html/i;
 
 const kRequest = Symbol('nano.proxyRequest');
 
@@ -162,6 +164,24 @@ export class RequestPath implements RequestHandler, EngineHooks {
       // A new table is new information: the child that failed may be back.
       request.avoid = null;
       this.dispatch(request);
+    }
+  }
+
+  /**
+   * Shutdown: requests held for a paused app reached no child and would
+   * only wait out queue_timeout_ms, so they get 503 now. Those waiting for
+   * an app still starting keep waiting: it may become ready and serve them.
+   */
+  releaseHeld(): void {
+    for (const request of this.queues.takeAll()) {
+      if (!request.target.blocked) {
+        this.dispatch(request);
+        continue;
+      }
+      this.queues.release(request);
+      this.reply(request, 503, `service unavailable: the gateway is shutting down`, {
+        'retry-after': RETRY_AFTER_SECONDS,
+      });
     }
   }
 
@@ -387,7 +407,7 @@ export class RequestPath implements RequestHandler, EngineHooks {
       return;
     }
     const accept = request.req.headers.accept;
-    if (accept?.includes('text/html')) maintenancePage(res, message, hsts);
+    if (accept !== undefined && HTML_ACCEPT.test(accept)) maintenancePage(res, message, hsts);
     else answer(res, 503, message, hsts ? { ...MAINTENANCE_HEADERS, ...hsts } : MAINTENANCE_HEADERS);
   }
 
