@@ -524,3 +524,25 @@ describe('pause timeout, maintenance, admin errors and the CLI (queue_timeout_ms
     assertOneErrorLine(cli);
   });
 });
+
+describe('shutdown while paused', () => {
+  test('SIGTERM answers the held requests with 503 at once (they reached no child) and exits 0', async () => {
+    // queue_timeout_ms far above the test's timeout: a gateway that waited it out would fail the test.
+    const gw = await GatewayProcess.start({
+      config: adminGatewaySection('queue_timeout_ms = 600000') + fixtureApp('web', ['web.test']),
+    });
+    try {
+      const admin = await gw.adminPort();
+      assertOk(await adminCall(admin, 'POST', '/admin/apps/web/pause'), 'paused');
+      const held = heldRequest(gw.port, 'web.test', '/version');
+      await queued(held, 'the held request');
+      const exit = gw.stop('SIGTERM');
+      const reply = await held.reply;
+      assert.equal(reply.status, 503);
+      assert.match(reply.body, /shutting down/);
+      assert.deepEqual(await exit, { code: 0, signal: null });
+    } finally {
+      await gw.cleanup();
+    }
+  });
+});
