@@ -632,3 +632,35 @@ describe('gateway.access_log', () => {
     );
   });
 });
+
+describe('app lifecycle keys (max_rss_mb, watch, idle_timeout_ms)', () => {
+  test('defaults: no watchdog, no watch, never idle; given values are kept', () => {
+    const plain = parse(APP).apps[0];
+    assert.equal(plain?.maxRssMb, null);
+    assert.equal(plain?.watch, false);
+    assert.equal(plain?.idleTimeoutMs, 0);
+    const set = parse(`${APP}max_rss_mb = 300\nwatch = ["src/**/*.js", "views/**"]\nidle_timeout_ms = 900000\n`)
+      .apps[0];
+    assert.equal(set?.maxRssMb, 300);
+    assert.deepEqual(set?.watch, ['src/**/*.js', 'views/**']);
+    assert.equal(set?.idleTimeoutMs, 900000);
+    assert.equal(parse(`${APP}watch = true\n`).apps[0]?.watch, true);
+  });
+
+  test('wrong values are errors on their own line, naming the key', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['max_rss_mb = "300"', 'apps.web.max_rss_mb', /expected a whole number/],
+      ['max_rss_mb = 0', 'apps.web.max_rss_mb', /must be from 1/],
+      ['watch = "yes"', 'apps.web.watch', /expected true, false or a non-empty array of globs/],
+      ['watch = []', 'apps.web.watch', /non-empty array/],
+      ['watch = ["/etc/**"]', 'apps.web.watch', /relative to the app's cwd/],
+      ['watch = ["../other/**"]', 'apps.web.watch', /stay inside it/],
+      ['idle_timeout_ms = -1', 'apps.web.idle_timeout_ms', /must be from 0/],
+      ['idle_timeout_ms = 1.5', 'apps.web.idle_timeout_ms', /expected a whole number/],
+    ];
+    for (const [line, key, rest] of cases) {
+      const text = `${APP}${line}\n`;
+      assertMessage(parseError(text), `nano.toml:${lineNo(text, line)}: ${key}: `, rest);
+    }
+  });
+});
