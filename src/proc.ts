@@ -1,14 +1,6 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 
-/** Resident memory of a process in bytes, from /proc (Linux); 0 where that is not available. */
-export function rssBytes(pid: number): number {
-  try {
-    return parseVmRss(readFileSync(`/proc/${pid}/status`, 'latin1'));
-  } catch {
-    return 0;
-  }
-}
-
+/** VmRSS of a /proc status text, in bytes; 0 when absent. */
 function parseVmRss(status: string): number {
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   return match ? Number(match[1]) * 1024 : 0;

@@ -134,11 +134,6 @@ export class AppWatchers {
     await Promise.all([...this.watchers.values()].map((w) => w.ready));
   }
 
-  /** How many apps are watched now. */
-  get size(): number {
-    return this.watchers.size;
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     const all = [...this.watchers.values()];

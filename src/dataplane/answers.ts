@@ -25,10 +25,11 @@ export function answer(res: ServerResponse, status: number, message: string, hea
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /**
- * The maintenance answer for a browser (README, Pause and maintenance): 503,
- * `Retry-After: 30`, and the message, escaped, in a page that needs nothing else.
+ * The maintenance answer for a browser (README, Pause and maintenance): 503
+ * and the message, escaped, in a page that needs nothing else; the caller
+ * gives the headers (Retry-After).
  */
-export function maintenancePage(res: ServerResponse, message: string, headers?: Record<string, string>): void {
+export function maintenancePage(res: ServerResponse, message: string, headers: Readonly<Record<string, string>>): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -44,8 +45,7 @@ export function maintenancePage(res: ServerResponse, message: string, headers?: 
   res.setHeader('content-type', 'text/html; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(body));
   res.setHeader('cache-control', 'no-store');
-  res.setHeader('retry-after', '30');
-  if (headers) for (const [key, value] of Object.entries(headers)) res.setHeader(key, value);
+  for (const [key, value] of Object.entries(headers)) res.setHeader(key, value);
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 

@@ -406,9 +406,10 @@ export class RequestPath implements RequestHandler, EngineHooks {
       answerOnSocket(request.socket as Duplex, 503, message, MAINTENANCE_HEADERS);
       return;
     }
+    const headers = hsts ? { ...MAINTENANCE_HEADERS, ...hsts } : MAINTENANCE_HEADERS;
     const accept = request.req.headers.accept;
-    if (accept !== undefined && HTML_ACCEPT.test(accept)) maintenancePage(res, message, hsts);
-    else answer(res, 503, message, hsts ? { ...MAINTENANCE_HEADERS, ...hsts } : MAINTENANCE_HEADERS);
+    if (accept !== undefined && HTML_ACCEPT.test(accept)) maintenancePage(res, message, headers);
+    else answer(res, 503, message, headers);
   }
 
   private notReady(request: ProxyRequest): void {
