@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { LevelWithSilent } from 'pino';
 import { formatListen, type ListenAddress } from './addresses.js';
 import type { AdminApi } from './admin/api.js';
 import { AdminEndpoint } from './admin/endpoint.js';
@@ -20,12 +21,14 @@ import { StatusProjection } from './control/status.js';
 import type { SupervisedApp } from './control/supervised.js';
 import { SupervisorFactory } from './control/supervisors.js';
 import { TrafficHistory } from './control/traffic-history.js';
+import type { ServingDataPlane, WorkerInfo } from './dataplane/data-plane.js';
 import type { EngineFactory } from './dataplane/engine.js';
 import { engineNamed, LocalDataPlane } from './dataplane/local-data-plane.js';
 import { GatewayOpError, ListenError } from './errors.js';
 import type { Logger } from './log.js';
 import { LogRing } from './logs/ring.js';
-import type { AppJson, ReloadOutcome, ReloadSummary } from './wire.js';
+import type { AppJson, ReloadOutcome, ReloadSummary, WorkerJson } from './wire.js';
+import { WorkerDataPlane } from './workers/worker-data-plane.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -42,6 +45,8 @@ export interface GatewayOptions {
   watch?: boolean;
   /** The in-memory log the logger feeds (README, Logs); the admin API reads it. */
   logRing?: LogRing;
+  /** Where proxy workers' log lines are written (README, Workers); defaults to stdout. */
+  writeLines?: (text: string) => void;
 }
 
 /**
@@ -53,7 +58,7 @@ export interface GatewayOptions {
  */
 export class Gateway {
   private readonly log: Logger;
-  private readonly dataPlane: LocalDataPlane;
+  private readonly dataPlane: ServingDataPlane;
   private readonly apps: AppSet;
   private readonly reloader: Reloader;
   private readonly admin: AdminEndpoint;
@@ -72,12 +77,22 @@ export class Gateway {
     const { config, logger } = options;
     const bulk = options.bulkLogger ?? logger;
     this.log = logger;
-    this.dataPlane = new LocalDataPlane({
-      logger,
-      accessLogger: bulk.child({ kind: 'access' }),
-      settings: dataPlaneSettings(config),
-      engine: options.engine ?? engineNamed(process.env.NANO_GATEWAY_ENGINE),
-    });
+    // `workers = 1` proxies in this process, with no IPC on the request path (README, Workers).
+    this.dataPlane =
+      config.gateway.workers > 1
+        ? new WorkerDataPlane({
+            count: config.gateway.workers,
+            logger,
+            logLevel: logger.level as LevelWithSilent,
+            writeLines: options.writeLines ?? ((text) => process.stdout.write(text)),
+            settings: dataPlaneSettings(config),
+          })
+        : new LocalDataPlane({
+            logger,
+            accessLogger: bulk.child({ kind: 'access' }),
+            settings: dataPlaneSettings(config),
+            engine: options.engine ?? engineNamed(process.env.NANO_GATEWAY_ENGINE),
+          });
     const dataPlane = this.dataPlane;
     this.apps = new AppSet(config);
     const apps = this.apps;
@@ -133,24 +148,34 @@ export class Gateway {
         );
       },
     });
+    // An admin answer comes once every proxy worker routes by the change (README, Workers).
+    const settled = async <T>(run: () => T | Promise<T>): Promise<T> => {
+      const result = await run();
+      await dataPlane.settled();
+      return result;
+    };
     const api: AdminApi = {
       configError: () => reloader.lastError,
       token: () => apps.current.admin.token,
       apps: () => status.all(),
       app: (name) => status.app(name),
       // Admin edits are reloads too, in the history (README, Admin API: `GET /admin/reloads`).
-      addApp: (name, keys) => recorded(history, apps, 'add', () => operations.addApp(name, keys), 'added'),
-      removeApp: (name) => recorded(history, apps, 'remove', () => operations.removeApp(name), 'removed'),
-      restartApp: (name) => recorded(history, apps, 'restart', () => operations.restartApp(name), 'changed'),
-      pauseApp: async (name) => operations.pause(name),
-      resumeApp: async (name) => operations.resume(name),
-      maintainApp: async (name, message) => operations.maintenance(name, message),
+      addApp: (name, keys) =>
+        settled(() => recorded(history, apps, 'add', () => operations.addApp(name, keys), 'added')),
+      removeApp: (name) =>
+        settled(() => recorded(history, apps, 'remove', () => operations.removeApp(name), 'removed')),
+      restartApp: (name) =>
+        settled(() => recorded(history, apps, 'restart', () => operations.restartApp(name), 'changed')),
+      pauseApp: (name) => settled(() => operations.pause(name)),
+      resumeApp: (name) => settled(() => operations.resume(name)),
+      maintainApp: (name, message) => settled(() => operations.maintenance(name, message)),
       reloads: () => history.all(),
       logs: this.logs,
       traffic: () => this.traffic.history(),
-      reload: () => reloader.reload('admin'),
+      reload: () => settled(() => reloader.reload('admin')),
       certificates: () => certificates.list(),
-      renewCertificate: (host) => certificates.renew(host),
+      renewCertificate: (host) => settled(() => certificates.renew(host)),
+      workers: () => workerJson(dataPlane.workers()),
     };
     const metrics: MetricsSource = {
       traffic: () => dataPlane.stats(),
@@ -161,6 +186,7 @@ export class Gateway {
       certificates: () => certificates.list(),
       acmeOrders: () => certificates.orders,
       logFollowers: () => logs.followerCount,
+      workers: () => workerJson(dataPlane.workers()),
     };
     this.admin = new AdminEndpoint({ api, metrics, logger });
     publish();
@@ -247,6 +273,7 @@ export class Gateway {
 
   /** For a gateway that must go down now: SIGKILL every child. */
   killChildren(): void {
+    this.dataPlane.kill();
     for (const supervisor of this.apps.liveSupervisors()) supervisor.killAll();
   }
 
@@ -304,4 +331,16 @@ function fileApps(apps: AppSet): AppConfig[] {
 /** The certificate files the running apps name: watched beside the config file (README, HTTPS). */
 function certificateFiles(config: GatewayConfig): string[] {
   return config.fileCertificates.flatMap((c) => [c.certFile, c.keyFile]);
+}
+
+function workerJson(workers: readonly WorkerInfo[]): WorkerJson[] {
+  return workers.map((w) => ({
+    id: w.id,
+    pid: w.pid,
+    state: w.state,
+    started_at: new Date(w.startedAt).toISOString(),
+    requests: w.requests,
+    rss_bytes: w.rssBytes,
+    restarts: w.restarts,
+  }));
 }

@@ -29,6 +29,11 @@ export interface GatewayLogger {
   bulk: Logger;
   /** Writes out buffered lines; call before the process exits. */
   flush(): void;
+  /**
+   * Whole JSON lines another process logged (a proxy worker, README:
+   * Workers), written as the bulk logger writes its own, ring included.
+   */
+  writeLines(text: string): void;
 }
 
 /** Lines are written in batches of this many bytes ... */
@@ -88,7 +93,7 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
         }
       : stream;
     const logger = pino({ level, base: undefined }, out);
-    return { logger, bulk: logger, flush: () => {} };
+    return { logger, bulk: logger, flush: () => {}, writeLines: (text) => eachLine(text, (line) => out.write(line)) };
   }
   const destination = pino.destination({
     fd,
@@ -138,12 +143,89 @@ export function createLogger(options: LogOptions = {}): GatewayLogger {
   return {
     logger,
     bulk,
+    writeLines: (text) => {
+      destination.write(text);
+      if (tap) eachLine(text, tap);
+    },
     flush: () => {
       try {
         destination.flushSync();
       } catch {
         // Not open yet, or already closed: nothing that can still be written.
       }
+    },
+  };
+}
+
+/** Calls `write` with each newline-ended line of `text`, newline included. */
+function eachLine(text: string, write: (line: string) => void): void {
+  let start = 0;
+  for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+    write(text.slice(start, end + 1));
+    start = end + 1;
+  }
+}
+
+/** A forwarding logger keeps at most this many bytes sent but not yet taken by the other process; later lines are dropped. */
+const MAX_FORWARDING_BYTES = 16 * 1024 * 1024;
+/** Batched lines go out after this long at most. */
+const FORWARD_INTERVAL_MS = 100;
+
+export interface ForwardingLogOptions {
+  level: LevelWithSilent;
+  /** Fields on every line (a worker's number). */
+  base?: Record<string, unknown>;
+  /** Sends whole lines to the process that writes them; `sent` once the message is out. */
+  send(text: string, sent: () => void): void;
+}
+
+/**
+ * The logger of a proxy worker (README, Workers): its lines go to the
+ * primary, which writes them with its own (one stdout, one ring, lines
+ * never cut in two by another process's write). Bulk lines (the access
+ * log) go in batches of 32 KiB or every 100 ms, so a request costs a string
+ * append; the worker's own events go at once.
+ */
+export function createForwardingLogger(options: ForwardingLogOptions): GatewayLogger {
+  let buffer = '';
+  let pendingBytes = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const send = (): void => {
+    if (timer) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (buffer === '') return;
+    const text = buffer;
+    buffer = '';
+    // A primary that stops taking messages must not grow this process without bound.
+    if (pendingBytes > MAX_FORWARDING_BYTES) return;
+    pendingBytes += text.length;
+    options.send(text, () => {
+      pendingBytes -= text.length;
+    });
+  };
+  const bulkStream = {
+    write(line: string): void {
+      buffer += line;
+      if (buffer.length >= BATCH_BYTES) send();
+      else timer ??= setTimeout(send, FORWARD_INTERVAL_MS);
+    },
+  };
+  const eventStream = {
+    write(line: string): void {
+      buffer += line;
+      send();
+    },
+  };
+  const base = options.base ?? undefined;
+  return {
+    logger: pino({ level: options.level, base }, eventStream),
+    bulk: pino({ level: options.level, base }, bulkStream),
+    flush: send,
+    writeLines: (text) => {
+      buffer += text;
+      send();
     },
   };
 }

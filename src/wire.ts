@@ -15,6 +15,21 @@ export interface InstanceJson {
 }
 
 /** §12 adds `idle` (scale to zero), `paused` and `maintenance` (README, App lifecycle). */
+/** One proxy worker in `GET /admin/workers` (README, Workers). */
+export interface WorkerJson {
+  /** Its slot, 1 to `workers`; a replacement keeps the number. */
+  id: number;
+  pid: number;
+  state: 'starting' | 'ready' | 'stopping';
+  /** ISO-8601. */
+  started_at: string;
+  /** Requests it proxied (up to 1 s old). */
+  requests: number;
+  rss_bytes: number;
+  /** Times the worker in this slot was replaced after it died. */
+  restarts: number;
+}
+
 export type AppStateJson = 'starting' | 'ready' | 'restarting' | 'failed' | 'idle' | 'paused' | 'maintenance';
 
 export interface AppJson {

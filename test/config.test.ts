@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError } from '../src/config/errors.js';
@@ -661,6 +662,28 @@ describe('app lifecycle keys (max_rss_mb, watch, idle_timeout_ms)', () => {
     for (const [line, key, rest] of cases) {
       const text = `${APP}${line}\n`;
       assertMessage(parseError(text), `nano.toml:${lineNo(text, line)}: ${key}: `, rest);
+    }
+  });
+});
+
+describe('[gateway] workers', () => {
+  test('default 1; a number is kept; "auto" is the available cores', () => {
+    assert.equal(parse(APP).gateway.workers, 1);
+    assert.equal(parse(`[gateway]\nworkers = 3\n${APP}`).gateway.workers, 3);
+    assert.equal(parse(`[gateway]\nworkers = "auto"\n${APP}`).gateway.workers, availableParallelism());
+  });
+
+  test('wrong values are errors on their own line, naming the key', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['workers = 0', /must be from 1 to 256, got 0/],
+      ['workers = 257', /must be from 1 to 256/],
+      ['workers = 1.5', /expected a whole number/],
+      ['workers = "all"', /expected a number or "auto", got the string "all"/],
+      ['workers = true', /expected a number or "auto"/],
+    ];
+    for (const [line, rest] of cases) {
+      const text = `[gateway]\n${line}\n${APP}`;
+      assertMessage(parseError(text), `nano.toml:${lineNo(text, line)}: gateway.workers: `, rest);
     }
   });
 });

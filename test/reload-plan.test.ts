@@ -160,6 +160,7 @@ class FakeDataPlane implements DataPlane {
   }
   forget(): void {}
   onWake(): void {}
+  async settled(): Promise<void> {}
   stats(): TrafficSnapshot {
     return {};
   }

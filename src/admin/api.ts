@@ -1,5 +1,12 @@
 import type { LogRing } from '../logs/ring.js';
-import type { AppJson, AppTrafficHistory, CertificateJson, ReloadOutcome, ReloadRecordJson } from '../wire.js';
+import type {
+  AppJson,
+  AppTrafficHistory,
+  CertificateJson,
+  ReloadOutcome,
+  ReloadRecordJson,
+  WorkerJson,
+} from '../wire.js';
 
 /**
  * What the admin API needs from the running gateway (README, Admin API).
@@ -31,4 +38,6 @@ export interface AdminApi {
   traffic(): Record<string, AppTrafficHistory>;
   /** Orders a new certificate for an ACME host now; resolves once new handshakes get it. */
   renewCertificate(host: string): Promise<CertificateJson>;
+  /** The proxy workers (README, Workers); [] when the gateway proxies in one process. */
+  workers(): WorkerJson[];
 }

@@ -1,6 +1,6 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
-import { type AppTraffic, DURATION_BUCKETS, type TrafficSnapshot } from '../dataplane/stats.js';
-import type { AppJson, CertificateJson } from '../wire.js';
+import { type AppTraffic, DURATION_BUCKETS, emptyTraffic, type TrafficSnapshot } from '../dataplane/stats.js';
+import type { AppJson, CertificateJson, WorkerJson } from '../wire.js';
 
 /** What the metrics page is made from: plain data from the data plane and the control plane. */
 export interface MetricsSource {
@@ -16,17 +16,11 @@ export interface MetricsSource {
   acmeOrders(): { ok: number; failed: number };
   /** Open `GET /admin/logs?follow=1` streams. */
   logFollowers(): number;
+  /** The proxy workers; [] with `workers = 1`. */
+  workers(): WorkerJson[];
 }
 
-const NO_TRAFFIC: AppTraffic = {
-  requests: 0,
-  statusClasses: [0, 0, 0, 0, 0, 0],
-  durationCounts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
-  durationSumSeconds: 0,
-  upstreamErrors: { 502: 0, 503: 0, 504: 0 },
-  active: 0,
-  lastActiveAt: 0,
-};
+const NO_TRAFFIC: AppTraffic = emptyTraffic();
 
 function label(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -141,6 +135,16 @@ export class MetricsRenderer {
 
     metric('nano_log_followers', 'gauge', 'Open GET /admin/logs?follow=1 streams.');
     out.push(`nano_log_followers ${this.source.logFollowers()}`);
+
+    const workers = this.source.workers();
+    if (workers.length > 0) {
+      metric('nano_workers_up', 'gauge', 'Proxy workers listening (README, Workers).');
+      out.push(`nano_workers_up ${workers.filter((w) => w.state === 'ready').length}`);
+      metric('nano_worker_restarts_total', 'counter', 'Proxy workers replaced after they died.');
+      out.push(`nano_worker_restarts_total ${workers.reduce((sum, w) => sum + w.restarts, 0)}`);
+      metric('nano_worker_rss_bytes', 'gauge', 'Resident memory of each proxy worker.');
+      for (const w of workers) out.push(`nano_worker_rss_bytes{worker="${w.id}"} ${w.rss_bytes}`);
+    }
 
     metric('nano_gateway_rss_bytes', 'gauge', 'Resident memory of the gateway process.');
     out.push(`nano_gateway_rss_bytes ${process.memoryUsage.rss()}`);

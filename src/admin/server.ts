@@ -221,6 +221,10 @@ export class AdminServer {
       allow(method, ['GET']);
       return this.send(res, 200, { reloads: this.api.reloads() });
     }
+    if (route.length === 1 && route[0] === 'workers') {
+      allow(method, ['GET']);
+      return this.send(res, 200, { workers: this.api.workers() });
+    }
     if (route[0] === 'certificates' && route.length === 1) {
       allow(method, ['GET']);
       return this.send(res, 200, { certificates: this.api.certificates() });

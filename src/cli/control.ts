@@ -1,4 +1,4 @@
-import { type AppJson, describeChanges, type ReloadSummary } from '../wire.js';
+import { type AppJson, describeChanges, type ReloadSummary, type WorkerJson } from '../wire.js';
 import { type AdminTarget, adminRequest, CliError, errorMessage, resolveAdminTarget } from './admin-client.js';
 import type { CliArgs } from './args.js';
 import { runCerts } from './certs.js';
@@ -37,9 +37,10 @@ export function runCertificates(args: CliArgs): Promise<number> {
 /** `nano-gateway status`: one line per app from GET /admin/apps. */
 export async function runStatus(args: CliArgs): Promise<number> {
   const admin = target(args);
-  const [apps, health] = await Promise.all([
+  const [apps, health, workers] = await Promise.all([
     adminRequest(admin, 'GET', '/admin/apps'),
     adminRequest(admin, 'GET', '/admin/health'),
+    adminRequest(admin, 'GET', '/admin/workers'),
   ]);
   if (apps.status !== 200) throw new CliError(errorMessage(apps));
   const now = Date.now();
@@ -64,6 +65,25 @@ export async function runStatus(args: CliArgs): Promise<number> {
   process.stdout.write('* default app\n');
   for (const app of (apps.body as { apps: AppJson[] }).apps) {
     if (app.last_error) process.stdout.write(`${app.name}: last error: ${app.last_error}\n`);
+  }
+  // A gateway older than workers answers 404 here: it proxies in one process (README, Workers).
+  const proxyWorkers = workers.status === 200 ? (workers.body as { workers: WorkerJson[] }).workers : [];
+  if (proxyWorkers.length > 0) {
+    process.stdout.write('\n');
+    process.stdout.write(
+      formatTable(
+        ['WORKER', 'PID', 'STATE', 'MEMORY', 'UPTIME', 'RESTARTS', 'REQUESTS'],
+        proxyWorkers.map((w) => [
+          String(w.id),
+          String(w.pid),
+          w.state,
+          formatBytes(w.rss_bytes),
+          formatUptime(now - Date.parse(w.started_at)),
+          String(w.restarts),
+          String(w.requests),
+        ]),
+      ),
+    );
   }
   const configError = (health.body as { config_error?: string | null })?.config_error;
   if (configError) process.stdout.write(`config error (the running config is kept): ${configError}\n`);

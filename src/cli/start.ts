@@ -19,7 +19,7 @@ export async function runStart(args: CliArgs): Promise<number> {
   const listen = args.listen === undefined ? undefined : (parseListen(args.listen) as ListenAddress);
   // The in-memory log gets every line stdout gets (README, Logs).
   const logRing = new LogRing(config.gateway.logLines);
-  const { logger, bulk, flush } = createLogger({
+  const { logger, bulk, flush, writeLines } = createLogger({
     level: (args.logLevel ?? 'info') as LevelWithSilent,
     pretty: args.pretty ?? Boolean(process.stdout.isTTY),
     tap: (line) => logRing.ingest(line),
@@ -30,6 +30,7 @@ export async function runStart(args: CliArgs): Promise<number> {
     logger,
     bulkLogger: bulk,
     logRing,
+    writeLines,
     ...(listen ? { listen } : {}),
   });
 

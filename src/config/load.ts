@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import toml from 'toml';
 import {
@@ -30,6 +31,9 @@ export interface LoadOptions {
   displayFile?: string;
 }
 
+/** The most proxy workers a config may ask for. */
+const MAX_WORKERS = 256;
+
 const TOP_KEYS = new Set(['gateway', 'admin', 'tls', 'apps']);
 const GATEWAY_KEYS = new Set([
   'listen',
@@ -40,6 +44,7 @@ const GATEWAY_KEYS = new Set([
   'trusted_proxies',
   'access_log',
   'log_lines',
+  'workers',
 ]);
 const ADMIN_KEYS = new Set(['listen', 'token']);
 function validateGateway(
@@ -76,10 +81,18 @@ function validateGateway(
     else v.fail([...at, 'access_log'], `expected true or false, got ${describe(table.access_log)}`);
   }
 
+  let workers: number = DEFAULTS.workers;
+  if (table.workers === 'auto') workers = availableParallelism();
+  else if (table.workers !== undefined && typeof table.workers !== 'number')
+    v.fail([...at, 'workers'], `expected a number or "auto", got ${describe(table.workers)}`);
+  // Bounded: each worker is a Node process of its own (~50 MB).
+  else workers = v.wholeNumber(table, 'workers', at, DEFAULTS.workers, 1, MAX_WORKERS);
+
   return {
     settings: {
       listen,
       accessLog,
+      workers,
       drainTimeoutMs: v.wholeNumber(table, 'drain_timeout_ms', at, DEFAULTS.drainTimeoutMs, 0),
       upstreamTimeoutMs: v.wholeNumber(table, 'upstream_timeout_ms', at, DEFAULTS.upstreamTimeoutMs, 1),
       queueTimeoutMs: v.wholeNumber(table, 'queue_timeout_ms', at, DEFAULTS.queueTimeoutMs, 0),

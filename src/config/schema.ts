@@ -13,6 +13,12 @@ export interface GatewaySettings {
   accessLog: boolean;
   /** Lines kept in memory per app, and gateway-wide (README, Logs: the ring). */
   logLines: number;
+  /**
+   * Proxy processes (README, Workers): 1 serves in this process; more run
+   * that many workers beside a primary that proxies nothing. `"auto"` is
+   * resolved to the machine's available cores here.
+   */
+  workers: number;
 }
 
 export interface AdminSettings {
@@ -109,6 +115,7 @@ export const DEFAULTS = {
   killTimeoutMs: 5_000,
   instances: 1,
   logLines: 1000,
+  workers: 1,
   tlsListen: '0.0.0.0:443',
   acmeDirectory: 'https://acme-v02.api.letsencrypt.org/directory',
   storage: '.nano-gateway/certs',

@@ -220,6 +220,13 @@ export class Reloader {
     const now = formatListen(next.gateway.listen);
     if (was !== now)
       this.log.warn({ was, now }, `[gateway] listen changed to ${now}: restart the gateway to listen there`);
+    if (running.gateway.workers !== next.gateway.workers) {
+      const [was, now] = [running.gateway.workers, next.gateway.workers];
+      this.log.warn(
+        { was, now },
+        `[gateway] workers changed from ${was} to ${now}: restart the gateway to run ${now} proxy process${now === 1 ? '' : 'es'}`,
+      );
+    }
     const tlsWas = running.tls ? formatListen(running.tls.listen) : null;
     const tlsNow = next.tls ? formatListen(next.tls.listen) : null;
     if (tlsWas !== tlsNow) {

@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import type { ListenAddress } from '../addresses.js';
 import type { RouteTableData } from '../routing/table.js';
 import type { TrafficSnapshot } from './stats.js';
 
@@ -60,6 +62,43 @@ export interface DataPlane {
    * table marks idle (README, Scale to zero): once per app per published table.
    */
   onWake(listener: (app: string) => void): void;
-  /** Every app's traffic counters so far. */
+  /**
+   * Resolves once every proxy process serves by what was last published
+   * (table, settings, certificates, challenges): at once in this process,
+   * after every worker's acknowledgement with workers (README, Workers). An
+   * answer to a caller that changed routing waits for it, so the next
+   * request routes by the change whichever worker takes it.
+   */
+  settled(): Promise<void>;
+  /** Every app's traffic counters so far (with workers: summed, up to 1 s old). */
   stats(): TrafficSnapshot;
+}
+
+/** One proxy worker process, as `GET /admin/workers` shows it (README, Workers). */
+export interface WorkerInfo {
+  /** Its slot, 1 to `workers`: a replacement takes the number of the worker it replaces. */
+  id: number;
+  pid: number;
+  state: 'starting' | 'ready' | 'stopping';
+  /** ms since the epoch. */
+  startedAt: number;
+  /** Requests it proxied, up to 1 s old. */
+  requests: number;
+  rssBytes: number;
+  /** Times this slot's worker was replaced after it died. */
+  restarts: number;
+}
+
+/** The data plane as the composition root starts and stops it: in this process, or in proxy workers. */
+export interface ServingDataPlane extends DataPlane {
+  readonly engineName: string;
+  listen(address: ListenAddress): Promise<AddressInfo>;
+  /** The HTTPS listener beside the plain one (README, HTTPS). */
+  listenTls(address: ListenAddress): Promise<AddressInfo>;
+  /** Graceful stop: refuse new connections, let in-flight requests finish (up to `timeoutMs`), cut the rest. */
+  close(timeoutMs: number): Promise<void>;
+  /** A start that failed, or a second signal: whatever processes it runs go at once. */
+  kill(): void;
+  /** The proxy workers; [] when this process serves. */
+  workers(): WorkerInfo[];
 }

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../addresses.js';
 import type { Logger } from '../log.js';
 import type { RouteTableData } from '../routing/table.js';
-import type { CertificateSetData, DataPlane, DataPlaneSettings } from './data-plane.js';
+import type { CertificateSetData, DataPlaneSettings, ServingDataPlane, WorkerInfo } from './data-plane.js';
 import type { EngineFactory, ProxyEngine } from './engine.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { HttpsListener } from './https-listener.js';
@@ -37,7 +37,7 @@ export interface LocalDataPlaneOptions {
  * engine and the upstreams it knows. `workers = 1` runs this one directly;
  * it is also what a proxy worker would run behind IPC.
  */
-export class LocalDataPlane implements DataPlane {
+export class LocalDataPlane implements ServingDataPlane {
   private readonly upstreams = new UpstreamRegistry();
   private readonly traffic = new StatsRegistry();
   private readonly path: RequestPath;
@@ -141,6 +141,18 @@ export class LocalDataPlane implements DataPlane {
 
   stats(): TrafficSnapshot {
     return this.traffic.snapshot();
+  }
+
+  settled(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  kill(): void {
+    // Nothing runs outside this process.
+  }
+
+  workers(): WorkerInfo[] {
+    return [];
   }
 
   /**

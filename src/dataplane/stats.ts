@@ -26,6 +26,19 @@ export interface AppTraffic {
   lastActiveAt: number;
 }
 
+/** An app with no traffic yet. */
+export function emptyTraffic(): AppTraffic {
+  return {
+    requests: 0,
+    statusClasses: [0, 0, 0, 0, 0, 0],
+    durationCounts: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+    durationSumSeconds: 0,
+    upstreamErrors: { 502: 0, 503: 0, 504: 0 },
+    active: 0,
+    lastActiveAt: 0,
+  };
+}
+
 /** Every app's counters, by app name. */
 export type TrafficSnapshot = Record<string, AppTraffic>;
 
@@ -81,4 +94,35 @@ export class StatsRegistry {
     }
     return out;
   }
+}
+
+/**
+ * Counters of several proxy workers as one gateway's (README, Workers):
+ * every count added, the latest activity kept. `active: false` leaves out
+ * the in-flight counts (a worker that is gone has none).
+ */
+export function sumTraffic(snapshots: readonly TrafficSnapshot[], options: { active?: boolean } = {}): TrafficSnapshot {
+  const withActive = options.active ?? true;
+  const out: TrafficSnapshot = {};
+  for (const snapshot of snapshots) {
+    for (const [name, t] of Object.entries(snapshot)) {
+      let sum = out[name];
+      if (sum === undefined) {
+        sum = emptyTraffic();
+        out[name] = sum;
+      }
+      sum.requests += t.requests;
+      for (let i = 0; i < sum.statusClasses.length; i++)
+        sum.statusClasses[i] = (sum.statusClasses[i] as number) + (t.statusClasses[i] ?? 0);
+      for (let i = 0; i < sum.durationCounts.length; i++)
+        sum.durationCounts[i] = (sum.durationCounts[i] as number) + (t.durationCounts[i] ?? 0);
+      sum.durationSumSeconds += t.durationSumSeconds;
+      sum.upstreamErrors[502] += t.upstreamErrors[502];
+      sum.upstreamErrors[503] += t.upstreamErrors[503];
+      sum.upstreamErrors[504] += t.upstreamErrors[504];
+      if (withActive) sum.active += t.active;
+      sum.lastActiveAt = Math.max(sum.lastActiveAt, t.lastActiveAt);
+    }
+  }
+  return out;
 }
