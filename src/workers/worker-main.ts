@@ -43,7 +43,11 @@ send({ t: 'hello' });
 async function handle(message: PrimaryMessage): Promise<void> {
   if (message.t === 'init') return init(message);
   const plane = dataPlane;
-  if (plane === null) return;
+  if (plane === null) {
+    // Stopped before it was given anything to serve: nothing to finish.
+    if (message.t === 'close') process.exit(0);
+    return;
+  }
   switch (message.t) {
     case 'table':
     case 'settings':
