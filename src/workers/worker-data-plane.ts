@@ -323,7 +323,9 @@ export class WorkerDataPlane implements ServingDataPlane {
   private onMessage(w: ProxyWorker, message: WorkerMessage): void {
     switch (message.t) {
       case 'hello':
-        this.init(w);
+        // A replacement that comes up while the gateway stops: it never served, so it goes at once.
+        if (this.closing) w.send({ t: 'close', timeoutMs: 0 });
+        else this.init(w);
         return;
       case 'log':
         this.options.writeLines(message.text);
@@ -381,11 +383,14 @@ export class WorkerDataPlane implements ServingDataPlane {
       next.ready.then(
         () =>
           this.log.info({ worker: w.slot + 1, pid: next.pid }, `proxy worker ${w.slot + 1} replaced (pid ${next.pid})`),
-        (err: unknown) =>
+        (err: unknown) => {
+          // Stopped by a shutdown before it listened: nothing went wrong.
+          if (this.closing) return;
           this.log.error(
             { worker: w.slot + 1, err: (err as Error).message },
             `proxy worker ${w.slot + 1} did not start`,
-          ),
+          );
+        },
       );
     }, delay).unref();
   }
