@@ -13,8 +13,30 @@
 // TLS connections with wrk) through the gateway, a minimal Node TLS proxy,
 // nginx and Caddy, all with one ECDSA P-256 certificate made for the run, and
 // the gateway's RSS with --tls-certs certificates loaded against none.
+//
+// Section `workers` measures `[gateway] workers = N` (--workers, default
+// 1,2,auto) beside nginx with `worker_processes auto` and Caddy on all cores,
+// on plain HTTP keep-alive (wrk) and HTTPS HTTP/2 (h2load), then proxy CPU
+// per request at --rate for workers = 2 against workers = 1 (the primary and
+// its worker processes summed, not the app children). Nothing in it is
+// pinned: not the servers, not their upstream, not the load generator, so
+// every process may use every core, as on a machine in production with the
+// load coming from elsewhere except that here the load generator shares the
+// cores (pinning it alone to CPU 1 would leave it a core the servers are
+// scheduled on too, which is no steadier). Its own unpinned upstream serves
+// nginx and Caddy; the gateway's app child runs the same hello.mjs.
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +62,10 @@ const { values: opts } = parseArgs({
     'rate-seconds': { type: 'string', default: '10' },
     // Apps, each with its own certificate, for the tls section's RSS row.
     'tls-certs': { type: 'string', default: '100' },
+    // Warm-up of each fixed-rate run (cpu, latency, workers), at the same rate; counted in the CPU per request.
+    'rate-warmup': { type: 'string', default: '2' },
+    // The gateway rows of the workers section: `workers` values, each a whole number or auto.
+    workers: { type: 'string', default: '1,2,auto' },
     only: { type: 'string' },
     match: { type: 'string' },
     repeat: { type: 'string', default: '1' },
@@ -54,8 +80,18 @@ const STARTUP_APPS = Number(opts['startup-apps']);
 const RATE = Number(opts.rate);
 const RATE_SECONDS = Number(opts['rate-seconds']);
 const TLS_CERT_APPS = Number(opts['tls-certs']);
-const SECTIONS = new Set((opts.only ?? 'main,cpu,latency,big,apps,reload,startup,tls').split(','));
-/** Main rows whose name matches this run; the others are skipped (for quick comparisons). */
+const RATE_WARMUP = Number(opts['rate-warmup']);
+/** `workers` of the gateway rows in the workers section: 1, 2, 'auto', … */
+const WORKER_COUNTS = opts.workers
+  .split(',')
+  .map((w) => w.trim())
+  .filter(Boolean)
+  .map((w) => (w === 'auto' ? 'auto' : Number(w)));
+for (const w of WORKER_COUNTS)
+  if (w !== 'auto' && !(Number.isInteger(w) && w >= 1))
+    throw new Error(`--workers: expected whole numbers or auto, got ${opts.workers}`);
+const SECTIONS = new Set((opts.only ?? 'main,cpu,latency,big,apps,reload,startup,tls,workers').split(','));
+/** Main and workers rows whose name matches this run; the others are skipped (for quick comparisons). */
 const MATCH = new RegExp(opts.match ?? '.', 'i');
 /** Main rows run this many times, interleaved; each row reports the run with its median req/s. */
 const REPEAT = Math.max(1, Number(opts.repeat));
@@ -77,9 +113,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- processes ------------------------------------------------------------
 
-/** Spawns a process pinned to `cpu` when pinning is possible; its children inherit the pinning. */
+/**
+ * Spawns a process pinned to `cpu` when pinning is possible (`cpu` null: never pinned, free to use
+ * every core); its children inherit the pinning.
+ */
 function spawnPinned(cpu, cmd, args, options = {}) {
-  const [c, a] = PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+  const [c, a] = PIN && cpu !== null ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
   const proc = spawn(c, a, {
     stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
@@ -122,8 +161,9 @@ function stopper(proc) {
   return stop;
 }
 
-async function startHello(options = {}) {
-  const proc = spawnPinned(0, process.execPath, [HELLO], { env: { PORT: '0' }, ...options });
+/** The upstream app on CPU 0 when pinning; `cpu: null` leaves it unpinned. */
+async function startHello({ cpu = 0, ...options } = {}) {
+  const proc = spawnPinned(cpu, process.execPath, [HELLO], { env: { PORT: '0' }, ...options });
   const m = await waitForLine(proc, /listening (\d+)/);
   return { port: Number(m[1]), pids: () => [proc.pid], stop: stopper(proc) };
 }
@@ -146,18 +186,25 @@ function freePort() {
 }
 
 /**
- * nginx with 1 worker; `upstreams` is one port, or a list of [host, port] for one server block per host.
- * With `tls` ({ cert, key }), it listens for HTTPS and HTTP/2 instead of plain HTTP.
+ * nginx with 1 worker (`workers`: another worker_processes, e.g. 'auto'); `upstreams` is one port, or a
+ * list of [host, port] for one server block per host. With `tls` ({ cert, key }), it listens for HTTPS
+ * and HTTP/2 instead of plain HTTP, or beside it on `plainPort` with `plain`. On CPU 0 when pinning;
+ * `cpu: null` leaves it unpinned.
  */
-async function startNginx(dir, upstreams, { tls: certificate = null, keepalive = 64 } = {}) {
+async function startNginx(
+  dir,
+  upstreams,
+  { tls: certificate = null, keepalive = 64, workers = 1, cpu = 0, plain = false } = {},
+) {
   const port = await freePort();
+  const plainPort = certificate && plain ? await freePort() : null;
   const routes = typeof upstreams === 'number' ? [[null, upstreams]] : upstreams;
-  const prefix = path.join(dir, 'nginx');
+  const prefix = path.join(dir, `nginx-${port}`);
   mkdirSync(path.join(prefix, 'logs'), { recursive: true });
   const conf = path.join(prefix, 'nginx.conf');
   writeFileSync(
     conf,
-    `worker_processes 1;
+    `worker_processes ${workers};
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/logs/error.log warn;
 events { worker_connections 4096; }
@@ -181,7 +228,7 @@ ${
     # Not the default 1,000: a keep-alive row must not turn into a handshake every 1,000 requests.
     keepalive_requests 10000000;`
     : `    listen 127.0.0.1:${port};`
-}
+}${plainPort ? `\n    listen 127.0.0.1:${plainPort};` : ''}
     server_name ${host ?? '_'};
     location / {
       proxy_pass http://app${i};
@@ -195,18 +242,41 @@ ${
 }
 `,
   );
-  const proc = spawnPinned(0, NGINX, ['-p', prefix, '-c', conf, '-g', 'daemon off;']);
+  const proc = spawnPinned(cpu, NGINX, ['-p', prefix, '-c', conf, '-g', 'daemon off;']);
   proc.stdout.resume();
+  const stop = stopper(proc);
   await waitForPort(port);
+  if (plainPort) await waitForPort(plainPort);
   const pids = () => [proc.pid, ...childPids(proc.pid)];
-  return { port, pids, stop: stopper(proc) };
+  return { port, plainPort, pids, stop };
 }
 
+/** The children of `pid`, whichever of its threads started them. */
 function childPids(pid) {
+  let tasks;
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return [];
+  }
+  const pids = new Set();
+  for (const task of tasks) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/))
+        if (child) pids.add(Number(child));
+    } catch {
+      // exited
+    }
+  }
+  return [...pids];
+}
+
+/** The command line of `pid`, its arguments joined by spaces; '' once it is gone. */
+function commandLine(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
   }
 }
 
@@ -232,10 +302,16 @@ const manyHost = (i) => `app${i}.${HOST}`;
 /**
  * `apps` hello apps; with `hostsPerApp`, one app answers that many hosts (app0…app{n-1}).
  * With `tls` ({ port, certs }), an HTTPS listener on that port and app i gets `tls = { cert, key }`
- * from certs[i], or `tls = false` when certs[i] is false.
+ * from certs[i], or `tls = false` when certs[i] is false. `workers` (a number or 'auto') is
+ * `[gateway] workers`; left out, the default (1).
  */
-function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1, tls: https = null } = {}) {
-  let text = `[gateway]\nlisten = "127.0.0.1:0"\naccess_log = ${accessLog}\n\n[admin]\nlisten = false\n`;
+function gatewayConfig(
+  apps,
+  { accessLog = true, version = '1', hostsPerApp = 1, tls: https = null, workers = null } = {},
+) {
+  let text = `[gateway]\nlisten = "127.0.0.1:0"\naccess_log = ${accessLog}\n`;
+  if (workers !== null) text += `workers = ${JSON.stringify(workers)}\n`;
+  text += '\n[admin]\nlisten = false\n';
   if (https) text += `\n[tls]\nlisten = "127.0.0.1:${https.port}"\nredirect_http = false\n`;
   for (let i = 0; i < apps; i++) {
     const hosts =
@@ -253,15 +329,20 @@ function gatewayConfig(apps, { accessLog = true, version = '1', hostsPerApp = 1,
   return text;
 }
 
-/** Starts the gateway with `apps` hello apps; its log goes to a file, as it would in production. */
+/**
+ * Starts the gateway with `apps` hello apps; its log goes to a file, as it would in production.
+ * On CPU 0 when pinning, with its children; `cpu: null` leaves it unpinned. `pids()` are its proxy
+ * processes: the gateway's own, and with `workers` its worker processes (not its app children).
+ */
 async function startGateway(dir, apps, options = {}) {
-  const name = `gw-${apps}-${options.accessLog === false ? 'nolog' : 'log'}${options.tls ? '-tls' : ''}-${Date.now()}`;
+  const { cpu = 0 } = options;
+  const name = `gw-${apps}-${options.accessLog === false ? 'nolog' : 'log'}${options.tls ? '-tls' : ''}${options.workers ? `-w${options.workers}` : ''}-${Date.now()}`;
   const configFile = path.join(dir, `${name}.toml`);
   const logFile = path.join(dir, `${name}.log`);
   writeFileSync(configFile, gatewayConfig(apps, options));
   const fd = openSync(logFile, 'w');
   const started = performance.now();
-  const proc = spawnPinned(0, process.execPath, [CLI, 'start', '-c', configFile, '--json'], { stdout: fd });
+  const proc = spawnPinned(cpu, process.execPath, [CLI, 'start', '-c', configFile, '--json'], { stdout: fd });
   closeSync(fd);
   const stop = stopper(proc);
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
@@ -277,8 +358,13 @@ async function startGateway(dir, apps, options = {}) {
       throw new Error(`gateway did not start: ${text.slice(-1000)} ${proc.stderrText}`);
     await sleep(20);
   }
-  return { port, pids: () => [proc.pid], stop, configFile, logFile, readyMs: performance.now() - started, log };
+  const pids = () => [proc.pid, ...workerPids(proc.pid)];
+  return { port, pids, stop, configFile, logFile, readyMs: performance.now() - started, log };
 }
+
+/** The gateway's proxy worker processes (dist/workers/worker-main.js), of its children: not its apps. */
+const workerPids = (pid) =>
+  childPids(pid).filter((child) => /[\\/]workers[\\/]worker-main\.js\b/.test(commandLine(child)));
 
 // ---- TLS servers ------------------------------------------------------------
 
@@ -338,13 +424,21 @@ async function startTlsProxy(upstreamPort, certificate) {
 
 /**
  * Caddy with the same certificate, HTTP/1.1 and HTTP/2 (no HTTP/3), no admin API, no automatic HTTPS;
- * default_sni serves the certificate to clients that send no server name.
+ * default_sni serves the certificate to clients that send no server name. With `plain`, it also
+ * proxies plain HTTP on `plainPort`. When pinning, on CPU 0 with GOMAXPROCS=1; `cpu: null` leaves it
+ * unpinned with Go's default GOMAXPROCS (every core).
  */
-async function startCaddy(dir, upstreamPort, certificate, { keepalive = 64 } = {}) {
+async function startCaddy(dir, upstreamPort, certificate, { keepalive = 64, cpu = 0, plain = false } = {}) {
   const port = await freePort();
+  const plainPort = plain ? await freePort() : null;
   const home = path.join(dir, `caddy-${port}`);
   mkdirSync(home, { recursive: true });
   const file = path.join(home, 'Caddyfile');
+  const proxy = `\treverse_proxy 127.0.0.1:${upstreamPort} {
+\t\ttransport http {
+\t\t\tkeepalive_idle_conns_per_host ${keepalive}
+\t\t}
+\t}`;
   writeFileSync(
     file,
     `{
@@ -359,33 +453,41 @@ async function startCaddy(dir, upstreamPort, certificate, { keepalive = 64 } = {
 https://${HOST}:${port} {
 \tbind 127.0.0.1
 \ttls ${certificate.cert} ${certificate.key}
-\treverse_proxy 127.0.0.1:${upstreamPort} {
-\t\ttransport http {
-\t\t\tkeepalive_idle_conns_per_host ${keepalive}
-\t\t}
-\t}
+${proxy}
 }
-`,
+${
+  plainPort
+    ? `
+http://:${plainPort} {
+\tbind 127.0.0.1
+${proxy}
+}
+`
+    : ''
+}`,
   );
-  const env = { HOME: home, XDG_CONFIG_HOME: home, XDG_DATA_HOME: home, ...(PIN ? { GOMAXPROCS: '1' } : {}) };
-  const proc = spawnPinned(0, CADDY, ['run', '--config', file, '--adapter', 'caddyfile'], { env });
+  const pinned = PIN && cpu !== null;
+  const env = { HOME: home, XDG_CONFIG_HOME: home, XDG_DATA_HOME: home, ...(pinned ? { GOMAXPROCS: '1' } : {}) };
+  const proc = spawnPinned(cpu, CADDY, ['run', '--config', file, '--adapter', 'caddyfile'], { env });
   proc.stdout.resume();
   const stop = stopper(proc);
   try {
     await waitForTls(port);
+    if (plainPort) await waitForPort(plainPort);
   } catch (err) {
     throw new Error(`${err.message} ${proc.stderrText.slice(-1000)}`);
   }
-  return { port, pids: () => [proc.pid], stop };
+  return { port, plainPort, pids: () => [proc.pid], stop };
 }
 
 /**
  * The gateway with `apps` hello apps and an HTTPS listener; certs[i] is app i's { cert, key }, or false.
- * `port` is the HTTPS port, `plainPort` the HTTP one; resolves once every app is ready.
+ * `port` is the HTTPS port, `plainPort` the HTTP one; resolves once every app is ready. `options` are
+ * startGateway's (access log off unless they say otherwise).
  */
-async function startTlsGateway(dir, apps, certs) {
+async function startTlsGateway(dir, apps, certs, options = {}) {
   const tlsPort = await freePort();
-  const gw = await startGateway(dir, apps, { accessLog: false, tls: { port: tlsPort, certs } });
+  const gw = await startGateway(dir, apps, { accessLog: false, ...options, tls: { port: tlsPort, certs } });
   return { ...gw, plainPort: gw.port, port: tlsPort };
 }
 
@@ -418,9 +520,9 @@ function rssBytes(pids) {
 
 // ---- load -----------------------------------------------------------------
 
-/** Runs a load generator on CPU 1 (when pinning) and resolves with its stdout and stderr. */
-function runPinned(cmd, args, env = {}) {
-  const [c, a] = PIN ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args];
+/** Runs a load generator on CPU 1 (when pinning; `pin` false: unpinned) and resolves with its stdout and stderr. */
+function runPinned(cmd, args, env = {}, pin = true) {
+  const [c, a] = PIN && pin ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
     execFile(c, a, { env: { ...process.env, ...env }, maxBuffer: 1 << 22 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${cmd} failed: ${err.message} ${stdout.slice(-1000)} ${stderr}`));
@@ -429,8 +531,8 @@ function runPinned(cmd, args, env = {}) {
   });
 }
 
-async function runJson(cmd, args, env = {}) {
-  const { stdout, stderr } = await runPinned(cmd, args, env);
+async function runJson(cmd, args, env = {}, pin = true) {
+  const { stdout, stderr } = await runPinned(cmd, args, env, pin);
   const line = stdout.trim().split('\n').pop();
   try {
     return JSON.parse(line);
@@ -442,7 +544,7 @@ async function runJson(cmd, args, env = {}) {
 /**
  * Closed-loop keep-alive load: `hosts` rotate per request when more than one is given.
  * With `tls`, over HTTPS with SNI bench.test (wrk only); `headers` are extra request headers,
- * `env` extra environment for wrk (OPENSSL_CONF).
+ * `env` extra environment for wrk (OPENSSL_CONF); `pin` false runs the load generator unpinned.
  */
 async function runLoad({
   port,
@@ -453,6 +555,7 @@ async function runLoad({
   tls: https = false,
   headers = [],
   env = {},
+  pin = true,
 }) {
   // wrk sends the URL's host as the TLS server name and has no option for another one, so the
   // URL says bench.test and report.lua connects to 127.0.0.1 whatever the name (BENCH_CONNECT).
@@ -462,21 +565,25 @@ async function runLoad({
     const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', path.join(BENCH, 'report.lua')];
     if (!rotate) args.push('-H', `Host: ${hosts[0]}`);
     for (const header of headers) args.push('-H', header);
-    r = await runJson('wrk', [...args, url], {
-      BENCH_HOSTS: rotate ? hosts.join(',') : '',
-      BENCH_PATH: urlPath,
-      BENCH_CONNECT: https ? '127.0.0.1' : '',
-      ...env,
-    });
+    r = await runJson(
+      'wrk',
+      [...args, url],
+      {
+        BENCH_HOSTS: rotate ? hosts.join(',') : '',
+        BENCH_PATH: urlPath,
+        BENCH_CONNECT: https ? '127.0.0.1' : '',
+        ...env,
+      },
+      pin,
+    );
   } else {
     if (https) throw new Error('the HTTPS rows need wrk (apt-get install wrk)');
-    r = await runJson(process.execPath, [
-      path.join(BENCH, 'autocannon-run.mjs'),
-      url,
-      String(CONNECTIONS),
-      String(seconds),
-      hosts.join(','),
-    ]);
+    r = await runJson(
+      process.execPath,
+      [path.join(BENCH, 'autocannon-run.mjs'), url, String(CONNECTIONS), String(seconds), hosts.join(',')],
+      {},
+      pin,
+    );
   }
   const secs = r.duration_us / 1e6;
   return {
@@ -500,8 +607,9 @@ function h2loadMs(text) {
 /**
  * HTTP/2 load with h2load over TLS: SNI and :authority bench.test, connecting to 127.0.0.1:port.
  * Only h2 is offered (--npn-list=h2): a server without HTTP/2 fails the row rather than measuring HTTP/1.1.
+ * `pin` false runs h2load unpinned.
  */
-async function runH2load(port, seconds) {
+async function runH2load(port, seconds, { pin = true } = {}) {
   const args = [
     `-c${H2_CLIENTS}`,
     `-m${H2_STREAMS}`,
@@ -512,7 +620,7 @@ async function runH2load(port, seconds) {
     `--connect-to=127.0.0.1:${port}`,
     `https://${HOST}/`,
   ];
-  const { stdout } = await runPinned(H2LOAD, args);
+  const { stdout } = await runPinned(H2LOAD, args, {}, pin);
   const finished = /finished in ([\d.]+)(ms|s), ([\d.]+) req\/s/.exec(stdout);
   const counts =
     /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed(?:, (\d+) errored)?(?:, (\d+) timeout)?/.exec(
@@ -535,6 +643,27 @@ async function runH2load(port, seconds) {
     maxMs: h2loadMs(times?.[2]),
     protocol,
   };
+}
+
+/**
+ * Open-loop load at `rate` req/s for `warmup` + `seconds` seconds (scripts/bench/fixed-rate.mjs),
+ * of which the warm-up is not in its latencies but is in `sent`: those requests cost CPU too.
+ */
+async function runFixedRate(port, { pin = true, rate = RATE, seconds = RATE_SECONDS, warmup = RATE_WARMUP } = {}) {
+  const r = await runJson(
+    process.execPath,
+    [
+      path.join(BENCH, 'fixed-rate.mjs'),
+      `http://127.0.0.1:${port}/`,
+      HOST,
+      String(rate),
+      String(seconds),
+      String(warmup),
+    ],
+    {},
+    pin,
+  );
+  return { ...r, sent: Math.round(rate * warmup) + Math.round(rate * seconds) };
 }
 
 /** Warm up, then measure; CPU and RSS are of the proxy's processes (`target.pids`). */
@@ -612,16 +741,8 @@ async function cpuRows(dir, hello, results) {
     for (const [name, start] of targets) {
       const target = await start();
       const before = cpuTicks(target.pids());
-      // fixed-rate.mjs sends 2 s of warm-up at the same rate: those requests cost CPU too.
-      await runJson(process.execPath, [
-        path.join(BENCH, 'fixed-rate.mjs'),
-        `http://127.0.0.1:${target.port}/`,
-        HOST,
-        String(RATE),
-        String(RATE_SECONDS),
-      ]);
-      const requests = RATE * (RATE_SECONDS + 2);
-      runs.get(name).push((((cpuTicks(target.pids()) - before) / CLK_TCK) * 1e6) / requests);
+      const { sent } = await runFixedRate(target.port);
+      runs.get(name).push((((cpuTicks(target.pids()) - before) / CLK_TCK) * 1e6) / sent);
       await target.stop();
     }
   }
@@ -632,15 +753,8 @@ async function cpuRows(dir, hello, results) {
 }
 
 async function latencyRows(dir, hello, results) {
-  // fixed-rate.mjs warms up for 2 s at the same rate before it counts.
-  const fixed = (port) =>
-    runJson(process.execPath, [
-      path.join(BENCH, 'fixed-rate.mjs'),
-      `http://127.0.0.1:${port}/`,
-      HOST,
-      String(RATE),
-      String(RATE_SECONDS),
-    ]);
+  // fixed-rate.mjs warms up for RATE_WARMUP s at the same rate before it counts.
+  const fixed = (port) => runFixedRate(port);
   const direct = await fixed(hello.port);
   const gw = await startGateway(dir, 1, { accessLog: true });
   const through = await fixed(gw.port);
@@ -977,6 +1091,281 @@ async function tlsCertRows(dir, tlsDir) {
   return row;
 }
 
+/** CPU ticks of each of `pids` (utime + stime; 0 once gone), by pid. */
+function cpuTicksByPid(pids) {
+  return new Map(pids.map((pid) => [pid, cpuTicks([pid])]));
+}
+
+/** The median of `runs` by `key`, with how many there were and their range. */
+function medianRun(runs, key = 'rps') {
+  const ok = runs.filter((r) => r && !r.error);
+  if (ok.length === 0) return runs[0] ?? null;
+  const sorted = [...ok].sort((a, b) => a[key] - b[key]);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  return { ...median, runs: runs.length, [`${key}Min`]: sorted[0][key], [`${key}Max`]: sorted[sorted.length - 1][key] };
+}
+
+/**
+ * Warm up, then measure one load `run(seconds)` of a workers row. CPU is of the proxy's processes
+ * (`target.pids()`, taken before the load: the gateway's primary and workers, nginx's master and
+ * workers, Caddy): per request, and in cores (CPU seconds per second). With workers, `workerCpuShares`
+ * is each worker's part of the workers' CPU (how evenly connections were handed out), and
+ * `pidsChanged` says a proxy process was gone or replaced by the end (its CPU would be missing).
+ */
+async function measureWorkers(target, run) {
+  if (WARMUP > 0) await run(WARMUP);
+  const pids = target.pids();
+  const before = cpuTicksByPid(pids);
+  const started = performance.now();
+  const result = await run(DURATION);
+  const wallSeconds = (performance.now() - started) / 1000;
+  const after = cpuTicksByPid(pids);
+  const now = target.pids();
+  const seconds = (pid) => ((after.get(pid) ?? 0) - (before.get(pid) ?? 0)) / CLK_TCK;
+  const total = pids.reduce((sum, pid) => sum + seconds(pid), 0);
+  const workers = target.kind === 'gateway' ? pids.slice(1) : [];
+  const workerTotal = workers.reduce((sum, pid) => sum + seconds(pid), 0);
+  return {
+    ...result,
+    proxyCpuUsPerReq: result.requests ? (total * 1e6) / result.requests : null,
+    proxyCpuCores: total / wallSeconds,
+    proxyRssMb: rssBytes(now) / 2 ** 20,
+    processes: pids.length,
+    workerCpuShares: workers.length && workerTotal > 0 ? workers.map((pid) => seconds(pid) / workerTotal) : null,
+    pidsChanged: now.length !== pids.length || now.some((pid) => !pids.includes(pid)),
+  };
+}
+
+/** How many times the gateway's log says a proxy worker exited (it is then replaced: README, Workers). */
+const workerExits = (gw) => (gw.log?.() ?? '').match(/"msg":"proxy worker \d+ \(pid \d+\) exited/g)?.length ?? 0;
+
+/**
+ * `[gateway] workers = N` for each of WORKER_COUNTS, beside nginx with `worker_processes auto` and
+ * Caddy with every core, all unpinned (see the top of this file), against one unpinned hello upstream
+ * (the gateway's app child is its own hello.mjs, unpinned with it):
+ *   h1  plain HTTP/1.1 keep-alive, wrk (or autocannon), CONNECTIONS connections;
+ *   h2  HTTPS HTTP/2, h2load, H2_CLIENTS connections × H2_STREAMS streams (needs h2load and openssl).
+ * The gateway rows have the access log off, like nginx (access_log off) and Caddy (no log).
+ * Then proxy CPU per request at RATE req/s (open loop, plain HTTP), workers = 2 against workers = 1,
+ * access log off and on: the primary's CPU and its workers' summed (utime + stime from /proc/PID/stat),
+ * the app children not counted. Rows and rounds follow --match and --repeat (medians reported).
+ */
+async function workerRows(dir, results) {
+  const cores = os.availableParallelism();
+  const label = (w) => (w === 'auto' ? `auto (${cores})` : String(w));
+  let certificate = null;
+  if (OPENSSL) {
+    const tlsDir = path.join(dir, 'workers-tls');
+    mkdirSync(tlsDir, { recursive: true });
+    certificate = makeCert(tlsDir, 'bench', HOST);
+  } else process.stdout.write('  openssl is not installed: HTTP/2 rows and Caddy skipped\n');
+  if (CADDY && !certificate) process.stdout.write('  Caddy skipped: its row needs a certificate (openssl)\n');
+  const upstream = await startHello({ cpu: null });
+  // h2load keeps H2_CLIENTS × H2_STREAMS requests in flight: upstream pools keep that many idle connections.
+  const idle = H2_CLIENTS * H2_STREAMS;
+  const gatewayStart = (workers) => async () => {
+    if (certificate) return startTlsGateway(dir, 1, [certificate], { cpu: null, workers });
+    const gw = await startGateway(dir, 1, { accessLog: false, cpu: null, workers });
+    return { ...gw, plainPort: gw.port, port: null };
+  };
+  const targets = [
+    ...WORKER_COUNTS.map((w) => [`nano-gateway, workers = ${label(w)}`, 'gateway', w, gatewayStart(w)]),
+    NGINX && [
+      `nginx, worker_processes auto (${cores})`,
+      'nginx',
+      'auto',
+      async () => {
+        const n = await startNginx(dir, upstream.port, {
+          workers: 'auto',
+          cpu: null,
+          keepalive: idle,
+          ...(certificate ? { tls: certificate, plain: true } : {}),
+        });
+        return certificate ? n : { ...n, plainPort: n.port, port: null };
+      },
+    ],
+    CADDY &&
+      certificate && [
+        `Caddy, all cores (GOMAXPROCS ${cores})`,
+        'caddy',
+        null,
+        () => startCaddy(dir, upstream.port, certificate, { keepalive: idle, cpu: null, plain: true }),
+      ],
+  ].filter((t) => t && MATCH.test(t[0]));
+  const loads = [
+    ['h1', 'HTTP/1.1 keep-alive', (t) => t.plainPort, (port, seconds) => runLoad({ port, seconds, pin: false })],
+    H2LOAD &&
+      certificate && ['h2', 'HTTPS HTTP/2', (t) => t.port, (port, seconds) => runH2load(port, seconds, { pin: false })],
+  ].filter(Boolean);
+  const runs = new Map(targets.map(([name]) => [name, { starts: [], h1: [], h2: [] }]));
+  for (let round = 0; round < REPEAT; round++) {
+    if (REPEAT > 1) process.stdout.write(`  round ${round + 1} of ${REPEAT}\n`);
+    for (const [name, kind, , start] of targets) {
+      const record = runs.get(name);
+      let target;
+      try {
+        target = { ...(await start()), kind };
+        if (target.port) await waitForTls(target.port);
+      } catch (err) {
+        record.starts.push(`did not start: ${err.message}`);
+        process.stdout.write(`  ${name}: did not start: ${err.message.slice(0, 500)}\n`);
+        await target?.stop();
+        continue;
+      }
+      record.starts.push(null);
+      for (const [key, what, portOf, run] of loads) {
+        let r;
+        try {
+          r = await measureWorkers(target, (seconds) => run(portOf(target), seconds));
+          const shares = r.workerCpuShares
+            ? `, worker CPU split ${r.workerCpuShares.map((x) => x.toFixed(2)).join('/')}`
+            : '';
+          process.stdout.write(
+            `  ${name}, ${what}: ${Math.round(r.rps)} req/s, ${r.errors} errors, ${r.non2xx} non-2xx, ` +
+              `proxy ${r.proxyCpuCores.toFixed(2)} cores${shares}${r.pidsChanged ? ', A PROXY PROCESS WAS REPLACED' : ''}\n`,
+          );
+        } catch (err) {
+          r = { error: err.message };
+          process.stdout.write(`  ${name}, ${what}: failed: ${err.message.slice(0, 500)}\n`);
+        }
+        record[key].push(r);
+      }
+      record.exits = (record.exits ?? 0) + workerExits(target);
+      await target.stop();
+    }
+  }
+  const rows = targets.map(([name, kind, workers]) => {
+    const record = runs.get(name);
+    const started = record.starts.some((e) => e === null);
+    const pick = (key) => (loads.some(([k]) => k === key) && started ? medianRun(record[key]) : null);
+    return {
+      name,
+      kind,
+      workers,
+      // How many proxy workers the gateway runs beside its primary; 1 is the primary alone.
+      workerProcesses: kind === 'gateway' ? (workers === 'auto' ? cores : workers) : null,
+      h1: pick('h1'),
+      h2: pick('h2'),
+      workerExits: kind === 'gateway' ? (record.exits ?? 0) : null,
+      error: started ? null : (record.starts[0] ?? 'did not run'),
+    };
+  });
+  await upstream.stop();
+
+  const fixedRate = await workerFixedRate(dir);
+  const of = (pred, key) => {
+    const r = rows.find(pred)?.[key];
+    return r && !r.error ? r.rps : null;
+  };
+  const gateway = (w) => (r) => r.kind === 'gateway' && r.workers === w;
+  const caddy = (r) => r.kind === 'caddy';
+  const nginx = (r) => r.kind === 'nginx';
+  const ratio = (a, b) => (a !== null && b !== null && b > 0 ? a / b : null);
+  const cpu = (log, w, rate = RATE) =>
+    fixedRate.rows.find((r) => r.accessLog === log && r.workers === w && r.rate === rate && !r.error)?.usPerReq ?? null;
+  results.workers = {
+    tools: { loadgen: LOADGEN, h2load: H2LOAD, nginx: NGINX, caddy: CADDY },
+    settings: {
+      cores,
+      pinned: false,
+      workers: WORKER_COUNTS,
+      connections: CONNECTIONS,
+      h2Clients: H2_CLIENTS,
+      h2Streams: H2_STREAMS,
+      accessLog: false,
+    },
+    rows,
+    fixedRate,
+    ratios: {
+      h1W2VsW1: ratio(of(gateway(2), 'h1'), of(gateway(1), 'h1')),
+      h2W2VsW1: ratio(of(gateway(2), 'h2'), of(gateway(1), 'h2')),
+      h1W2VsCaddy: ratio(of(gateway(2), 'h1'), of(caddy, 'h1')),
+      h2W2VsCaddy: ratio(of(gateway(2), 'h2'), of(caddy, 'h2')),
+      h1W2VsNginx: ratio(of(gateway(2), 'h1'), of(nginx, 'h1')),
+      h2W2VsNginx: ratio(of(gateway(2), 'h2'), of(nginx, 'h2')),
+      // Target ≤ 1.05: a second worker should cost next to nothing per request.
+      cpuW2VsW1: ratio(cpu(false, 2), cpu(false, 1)),
+      cpuW2VsW1AccessLog: ratio(cpu(true, 2), cpu(true, 1)),
+      // workers = 2 at RATE against workers = 1 at RATE / 2: the same rate per proxy process.
+      cpuW2VsW1HalfRate: ratio(cpu(false, 2), cpu(false, 1, fixedRate.halfRate)),
+    },
+  };
+}
+
+/**
+ * Proxy CPU per request at RATE req/s for workers = 1 and 2, access log off then on, interleaved over
+ * --repeat rounds; each row reports its median. CPU is the gateway's primary's and its workers'
+ * (utime + stime), over RATE_SECONDS at the rate after RATE_WARMUP seconds of it in a run of its own:
+ * unlike the cpu section, the warm-up is left out, as it would count every worker's JIT warm-up
+ * against workers = 2 (a cost paid once per process, not per request).
+ *
+ * Below saturation, a Node process's CPU per request grows as its rate falls (fewer requests share
+ * each event-loop wake-up), and each of 2 workers sees half the rate. So one more row: workers = 1
+ * at RATE / 2, the rate each worker sees. workers = 2 at RATE against it is what the workers
+ * machinery itself (IPC, the primary, the second pool) adds; against workers = 1 at RATE, that plus
+ * the thinner spread.
+ */
+async function workerFixedRate(dir) {
+  const half = Math.max(1, Math.round(RATE / 2));
+  const variants = [
+    ...[false, true].flatMap((accessLog) => [1, 2].map((workers) => ({ accessLog, workers, rate: RATE }))),
+    { accessLog: false, workers: 1, rate: half },
+  ];
+  const nameOf = ({ accessLog, workers, rate }) =>
+    `nano-gateway, workers = ${workers}, access log ${accessLog ? 'on' : 'off'}${rate === RATE ? '' : `, at ${rate} req/s`}`;
+  const runs = variants.map(() => []);
+  for (let round = 0; round < REPEAT; round++) {
+    for (const [i, variant] of variants.entries()) {
+      const { accessLog, workers, rate } = variant;
+      const name = nameOf(variant);
+      let gw;
+      try {
+        gw = await startGateway(dir, 1, { accessLog, workers, cpu: null });
+        if (RATE_WARMUP > 0) await runFixedRate(gw.port, { pin: false, rate, seconds: RATE_WARMUP, warmup: 0 });
+        const pids = gw.pids();
+        const before = cpuTicksByPid(pids);
+        const r = await runFixedRate(gw.port, { pin: false, rate, warmup: 0 });
+        const after = cpuTicksByPid(pids);
+        const seconds = (pid) => ((after.get(pid) ?? 0) - (before.get(pid) ?? 0)) / CLK_TCK;
+        const total = pids.reduce((sum, pid) => sum + seconds(pid), 0);
+        const now = gw.pids();
+        runs[i].push({
+          usPerReq: (total * 1e6) / r.sent,
+          primaryUsPerReq: (seconds(pids[0]) * 1e6) / r.sent,
+          sent: r.sent,
+          requests: r.requests,
+          errors: r.errors,
+          non2xx: r.non2xx,
+          p50Ms: r.p50_us / 1000,
+          p99Ms: r.p99_us / 1000,
+          processes: pids.length,
+          pidsChanged: now.length !== pids.length || now.some((pid) => !pids.includes(pid)),
+          workerExits: workerExits(gw),
+        });
+      } catch (err) {
+        runs[i].push({ error: err.message });
+        process.stdout.write(`  ${name}: failed: ${err.message.slice(0, 500)}\n`);
+      } finally {
+        await gw?.stop();
+      }
+    }
+  }
+  const rows = variants.map((variant, i) => {
+    const { accessLog, workers, rate } = variant;
+    const name = nameOf(variant);
+    const m = medianRun(runs[i], 'usPerReq');
+    const row = { name, accessLog, workers, rate, ...m, usPerReqRuns: runs[i].map((r) => r.usPerReq ?? null) };
+    if (!row.error)
+      process.stdout.write(
+        `  ${name}: ${row.usPerReq.toFixed(1)} µs proxy CPU per request at ${rate} req/s ` +
+          `${workers > 1 ? `(primary ${row.primaryUsPerReq.toFixed(1)}), ` : ''}p50 ${row.p50Ms.toFixed(2)} ms, ` +
+          `p99 ${row.p99Ms.toFixed(2)} ms, ${row.errors} errors, ${row.non2xx} non-2xx\n`,
+      );
+    return row;
+  });
+  return { rate: RATE, halfRate: half, seconds: RATE_SECONDS, warmupSeconds: RATE_WARMUP, target: 1.05, rows };
+}
+
 // ---- report ---------------------------------------------------------------
 
 function printTables(results) {
@@ -1069,6 +1458,87 @@ function printTables(results) {
       },
     ]);
   }
+  if (results.workers?.rows) {
+    const w = results.workers;
+    const rate = (r) => (r === null ? '-' : r.error ? 'failed' : String(Math.round(r.rps)));
+    const ok = (r) => r && !r.error;
+    console.log(
+      '\nWorkers, nothing pinned (%d cores), %d s per row: plain HTTP/1.1 keep-alive (%s, %d connections), ' +
+        'HTTPS HTTP/2 (h2load, %d × %d streams); gateway access log off:',
+      w.settings.cores,
+      DURATION,
+      LOADGEN,
+      CONNECTIONS,
+      H2_CLIENTS,
+      H2_STREAMS,
+    );
+    if (w.rows.length === 0) console.log('(no row matched --match)');
+    else
+      console.table(
+        w.rows.map((r) => ({
+          row: r.error ? `${r.name} (did not start)` : r.name,
+          'h1 req/s': rate(r.h1),
+          'h1 p99 ms': ok(r.h1) ? fmt(r.h1.p99Ms) : '-',
+          'h2 req/s': rate(r.h2),
+          'CPU µs/req h1': ok(r.h1) ? fmt(r.h1.proxyCpuUsPerReq, 1) : '-',
+          'CPU µs/req h2': ok(r.h2) ? fmt(r.h2.proxyCpuUsPerReq, 1) : '-',
+          'proxy cores h1': ok(r.h1) ? fmt(r.h1.proxyCpuCores) : '-',
+          'proxy cores h2': ok(r.h2) ? fmt(r.h2.proxyCpuCores) : '-',
+          'proxy RSS MB': ok(r.h1) ? fmt(r.h1.proxyRssMb, 0) : ok(r.h2) ? fmt(r.h2.proxyRssMb, 0) : '-',
+          ...(REPEAT > 1
+            ? { 'h1 req/s range': ok(r.h1) ? `${Math.round(r.h1.rpsMin)}-${Math.round(r.h1.rpsMax)}` : '-' }
+            : {}),
+        })),
+      );
+    const problems = w.rows.flatMap((r) => [
+      ...['h1', 'h2']
+        .filter((k) => ok(r[k]) && (r[k].errors > 0 || r[k].non2xx > 0 || r[k].failed > 0))
+        .map(
+          (k) =>
+            `${r.name} ${k}: ${r[k].errors} errors, ${r[k].non2xx} non-2xx${r[k].failed ? `, ${r[k].failed} failed` : ''}`,
+        ),
+      ...['h1', 'h2']
+        .filter((k) => ok(r[k]) && r[k].pidsChanged)
+        .map((k) => `${r.name} ${k}: a proxy process was replaced`),
+      ...(r.workerExits ? [`${r.name}: ${r.workerExits} proxy worker exits in its log`] : []),
+    ]);
+    for (const r of w.fixedRate.rows) {
+      if (r.error) problems.push(`${r.name} at ${r.rate} req/s: failed: ${r.error.slice(0, 200)}`);
+      else if (r.errors > 0 || r.non2xx > 0 || r.pidsChanged || r.workerExits > 0)
+        problems.push(
+          `${r.name} at ${r.rate} req/s: ${r.errors} errors, ${r.non2xx} non-2xx` +
+            `${r.pidsChanged ? ', a proxy process was replaced' : ''}${r.workerExits ? `, ${r.workerExits} worker exits` : ''}`,
+        );
+    }
+    if (problems.length) console.log(`problems: ${problems.join('; ')}`);
+    const x = (v) => (v === null ? '- (a row is missing or failed)' : `× ${fmt(v)}`);
+    const us = (log, n, rate = w.fixedRate.rate) => {
+      const r = w.fixedRate.rows.find((row) => row.accessLog === log && row.workers === n && row.rate === rate);
+      return r && !r.error ? `${fmt(r.usPerReq, 1)} µs` : '-';
+    };
+    const target = (v) => (v === null ? '' : v <= w.fixedRate.target ? ' (within target)' : ' (OVER TARGET)');
+    const fr = w.fixedRate;
+    console.table([
+      { measure: 'h1 req/s, workers = 2 / workers = 1', value: x(w.ratios.h1W2VsW1) },
+      { measure: 'h2 req/s, workers = 2 / workers = 1', value: x(w.ratios.h2W2VsW1) },
+      { measure: 'h1 req/s, workers = 2 / Caddy', value: x(w.ratios.h1W2VsCaddy) },
+      { measure: 'h2 req/s, workers = 2 / Caddy', value: x(w.ratios.h2W2VsCaddy) },
+      { measure: 'h1 req/s, workers = 2 / nginx auto', value: x(w.ratios.h1W2VsNginx) },
+      { measure: 'h2 req/s, workers = 2 / nginx auto', value: x(w.ratios.h2W2VsNginx) },
+      {
+        measure: `proxy CPU per request at ${fr.rate} req/s, access log off, workers = 2 / 1 (target ≤ ${fr.target})`,
+        value: `${x(w.ratios.cpuW2VsW1)}${target(w.ratios.cpuW2VsW1)}: ${us(false, 2)} / ${us(false, 1)}`,
+      },
+      {
+        measure: `proxy CPU per request at ${fr.rate} req/s, access log on, workers = 2 / 1 (target ≤ ${fr.target})`,
+        value: `${x(w.ratios.cpuW2VsW1AccessLog)}${target(w.ratios.cpuW2VsW1AccessLog)}: ${us(true, 2)} / ${us(true, 1)}`,
+      },
+      {
+        measure: `  the same per process: workers = 2 at ${fr.rate} / workers = 1 at ${fr.halfRate} req/s, access log off`,
+        value: `${x(w.ratios.cpuW2VsW1HalfRate)}: ${us(false, 2)} / ${us(false, 1, fr.halfRate)}`,
+      },
+    ]);
+  }
   const extra = [];
   if (results.cpu) {
     const dispatch = results.cpu.rows.find((r) => /dispatch/.test(r.name));
@@ -1148,12 +1618,13 @@ async function main() {
     `load generator: ${LOADGEN === 'wrk' ? 'wrk' : 'autocannon (wrk is not installed: apt-get install wrk for steadier figures)'}`,
   );
   console.log(`nginx: ${NGINX ? NGINX : 'not installed, nginx rows skipped (apt-get install nginx)'}`);
-  if (SECTIONS.has('tls')) {
+  if (SECTIONS.has('tls') || SECTIONS.has('workers')) {
     console.log(`h2load: ${H2LOAD ?? 'not installed, HTTP/2 rows skipped (apt-get install nghttp2-client)'}`);
     console.log(`caddy: ${CADDY ?? 'not installed, Caddy rows skipped (apt-get install caddy)'}`);
   }
   console.log(
-    `pinning: ${PIN ? 'load generator on CPU 1, app and proxy on CPU 0' : 'off (needs 2 cores and taskset)'}`,
+    `pinning: ${PIN ? 'load generator on CPU 1, app and proxy on CPU 0' : 'off (needs 2 cores and taskset)'}` +
+      (SECTIONS.has('workers') ? '; none in the workers section' : ''),
   );
   console.log(
     `machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, Node ${process.version}`,
@@ -1171,6 +1642,7 @@ async function main() {
     if (SECTIONS.has('reload')) await reloadRows(dir, results);
     if (SECTIONS.has('startup')) await startupRows(dir, results);
     if (SECTIONS.has('tls')) await tlsRows(dir, hello, results);
+    if (SECTIONS.has('workers')) await workerRows(dir, results);
   } finally {
     await Promise.all(cleanups.map((stop) => stop()));
     rmSync(dir, { recursive: true, force: true });
@@ -1194,7 +1666,18 @@ async function main() {
       {
         date: new Date().toISOString(),
         machine,
-        settings: { DURATION, WARMUP, CONNECTIONS, MANY_APPS, STARTUP_APPS, RATE, RATE_SECONDS, TLS_CERT_APPS },
+        settings: {
+          DURATION,
+          WARMUP,
+          CONNECTIONS,
+          MANY_APPS,
+          STARTUP_APPS,
+          RATE,
+          RATE_SECONDS,
+          RATE_WARMUP,
+          TLS_CERT_APPS,
+          WORKER_COUNTS,
+        },
         results,
       },
       null,
