@@ -102,8 +102,10 @@ export class AcmeIssuer implements CertificateIssuer {
         challenges.remove(challenge.token);
       }
     }
-    await this.step(`finalizing the order for ${host}`, () => client.finalizeOrder(order, csr));
-    const certPem = await this.step(`certificate for ${host}`, () => client.getCertificate(order));
+    // The order as finalizing left it: the one from before is `ready` when the CA reused a valid
+    // authorization (pebble does at random), and acme-client then looks for a certificate URL it does not have.
+    const finalized = await this.step(`finalizing the order for ${host}`, () => client.finalizeOrder(order, csr));
+    const certPem = await this.step(`certificate for ${host}`, () => client.getCertificate(finalized));
     return { certPem, keyPem };
   }
 
