@@ -277,6 +277,11 @@ export class AppSupervisor {
       });
     } catch (err) {
       if (child.alive && child.state === 'starting') {
+        // Named by pid: the operator (and the reload tests) can tell which child was tried and stopped.
+        this.log.warn(
+          { pid: child.pid, generation: gen.id, instance: slot.index, err: (err as Error).message },
+          'instance not ready: stopping it',
+        );
         child.state = 'failed';
         void child.stop();
       }
