@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-// npm run soak [-- --reloads 1000 --rate 1000 --connections 32 --instances 1 --kind edit]
+// npm run soak [-- --reloads 1000 --rate 1000 --connections 32 --instances 1 --kind edit|restart|admin|signal|watch|memory]
 //
 // The zero-drop promise under a long run of reloads (README, Reliability).
 // Starts the built gateway on a temporary config with two apps: "changed",
 // replaced by every reload, and "steady", never touched. A separate process
 // drives keep-alive load at a fixed rate at both while this script reloads
-// N times. Prints per app: sent, ok, failed by kind with a timeline; the
+// N times (or, with --kind watch or memory, makes N watch restarts or memory
+// replacements of "changed": README, App lifecycle). Prints per app: sent, ok, failed by kind with a timeline; the
 // gateway's RSS and open fds along the way; the children left at the end.
 // Exits 1 on any failed request (or a stuck reload, or left-over children).
 // Not a test: it takes minutes, and its figures depend on the machine.
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +22,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const APP = path.join(ROOT, 'scripts', 'soak', 'app.mjs');
 const LOAD = path.join(ROOT, 'scripts', 'soak', 'load.mjs');
-const KINDS = ['edit', 'restart', 'admin', 'signal'];
+const KINDS = ['edit', 'restart', 'admin', 'signal', 'watch', 'memory'];
+/** --kind memory: the max_rss_mb of "changed"; one GET /grow makes a child hold more than that. */
+const MAX_RSS_MB = 120;
 
 const { values: opts } = parseArgs({
   options: {
@@ -47,12 +50,14 @@ const { values: opts } = parseArgs({
 
 if (opts.help) {
   process.stdout.write(`npm run soak -- [options]
-  --reloads N        reloads to make (default 100)
+  --reloads N        reloads (or watch restarts, memory replacements) to make (default 100)
   --rate R           requests per second, split over the two apps (default 1000)
   --connections C    keep-alive connections of the load generator (default 32)
   --instances K      instances of each app (default 1)
   --kind K           edit (save nano.toml), restart (admin restart), admin (edit + POST /admin/reload),
-                     signal (edit + SIGHUP); default edit
+                     signal (edit + SIGHUP), watch (write a file of "changed", which has watch = true),
+                     memory ("changed" grows past max_rss_mb = ${MAX_RSS_MB}; the watchdog replaces it);
+                     default edit
   --duration S       spread the reloads over S seconds; 0 (default): back to back
   --keepalive-ms MS  the apps' keepAliveTimeout (default Node's 5000)
   --access-log BOOL  [gateway] access_log (default true)
@@ -73,6 +78,8 @@ const CONNECTIONS = Number(opts.connections);
 const INSTANCES = Number(opts.instances);
 const KIND = opts.kind;
 const DURATION_S = Number(opts.duration);
+/** What one step of the run is called in the report. */
+const STEPS = { watch: 'watch restarts', memory: 'memory replacements' }[KIND] ?? `${KIND} reloads`;
 if (!KINDS.includes(KIND)) fail(`--kind must be one of ${KINDS.join(', ')}`);
 for (const [name, value] of Object.entries({
   reloads: RELOADS,
@@ -98,13 +105,19 @@ function config(version) {
     if (Number(opts['delay-ms']) > 0) pairs.push(`DELAY_MS = "${opts['delay-ms']}"`);
     return `{ ${pairs.join(', ')} }`;
   };
+  const lifecycle = (name) => {
+    if (name !== 'changed') return '';
+    if (KIND === 'watch') return `cwd = ${JSON.stringify(watchedDir)}\nwatch = true\n`;
+    if (KIND === 'memory') return `max_rss_mb = ${MAX_RSS_MB}\n`;
+    return '';
+  };
   const app = (name, v) => `[apps.${name}]
 hosts = ["${HOSTS[name]}"]
 entry = ${JSON.stringify(APP)}
 health_path = "/health"
 instances = ${INSTANCES}
 env = ${env(v)}
-`;
+${lifecycle(name)}`;
   return `[gateway]
 listen = "127.0.0.1:0"
 access_log = ${opts['access-log'] !== 'false'}
@@ -120,6 +133,9 @@ ${app('steady', 'steady')}`;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'nano-soak-'));
 const configFile = path.join(dir, 'nano.toml');
+// --kind watch: the folder "changed" runs in and watches; the soak writes a file there.
+const watchedDir = path.join(dir, 'changed');
+mkdirSync(watchedDir);
 writeFileSync(configFile, config(0));
 
 const gateway = spawn(process.execPath, [CLI, 'start', '-c', configFile, '--json', '--log-level', opts['log-level']], {
@@ -176,9 +192,9 @@ function nextEvent(match, timeoutMs, what) {
   });
 }
 
-function adminCall(port, method, urlPath) {
+function adminCall(port, method, urlPath, headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode, body }));
@@ -238,8 +254,29 @@ const finishedWithChange = (entry) =>
   Array.isArray(entry.changed) &&
   entry.changed.includes('changed');
 
-async function reloadOnce(adminPort) {
+async function reloadOnce(adminPort, port) {
   switch (KIND) {
+    case 'watch': {
+      // An edit of one of the app's files: a rolling restart, as `restart changed` (README, Watch and restart).
+      const done = nextEvent((e) => e.msg === 'app restarted: changed', 60_000, 'the watch restart');
+      writeFileSync(path.join(watchedDir, 'data.txt'), `${++version}\n`);
+      await done;
+      return;
+    }
+    case 'memory': {
+      // One child of "changed" takes more than max_rss_mb; the watchdog replaces it after 3 samples.
+      const done = nextEvent((e) => e.msg?.includes('replaced for its memory'), 60_000, 'the memory replacement');
+      const res = await adminCall(port, 'GET', `/grow?mb=${MAX_RSS_MB + 30}`, { host: HOSTS.changed });
+      if (res.status !== 200) throw new Error(`GET /grow answered ${res.status}: ${res.body}`);
+      const replaced = await done;
+      // Its drain and stop, so the next child to grow is the new one and no third child is left at the end.
+      await nextEvent(
+        (e) => e.msg === 'old instance stopped' && e.pid === replaced.old_pid,
+        60_000,
+        'the old child to stop',
+      );
+      return;
+    }
     case 'edit': {
       const done = nextEvent(finishedWithChange, 60_000, 'the reload of the edited file');
       saveConfig();
@@ -333,7 +370,7 @@ async function main() {
     }
     const began = Date.now();
     try {
-      await reloadOnce(adminPort);
+      await reloadOnce(adminPort, port);
     } catch (err) {
       problem = `reload ${i + 1}: ${err.message}`;
       break;
@@ -341,7 +378,7 @@ async function main() {
     reloadTimes.push(Date.now() - began);
     reloadSpans.push([began - loadStarted, Date.now() - loadStarted]);
     if ((i + 1) % progressEvery === 0)
-      process.stdout.write(`  ${i + 1}/${RELOADS} reloads (${((Date.now() - startedAt) / 1000).toFixed(0)} s)\n`);
+      process.stdout.write(`  ${i + 1}/${RELOADS} ${STEPS} (${((Date.now() - startedAt) / 1000).toFixed(0)} s)\n`);
   }
   if (!problem) sample(RELOADS);
   if (stalls) clearInterval(stalls);
@@ -380,7 +417,7 @@ function report({ r, samples, reloadTimes, reloadSpans, loadStarted, children, p
   const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MB`;
   const out = [];
   out.push(
-    `\nsoak: ${reloadTimes.length} ${KIND} reloads${DURATION_S > 0 ? ` over ${DURATION_S} s` : ', back to back'}, ` +
+    `\nsoak: ${reloadTimes.length} ${STEPS}${DURATION_S > 0 ? ` over ${DURATION_S} s` : ', back to back'}, ` +
       `${RATE} req/s over ${CONNECTIONS} ${opts.client} connections, ${INSTANCES} instance(s) per app` +
       `${opts['keepalive-ms'] ? `, app keepAliveTimeout ${opts['keepalive-ms']} ms` : ''}, access log ${opts['access-log'] !== 'false' ? 'on' : 'off'}` +
       `${Number(opts['stall-ms']) > 0 ? `, gateway stopped ${opts['stall-ms']} ms every second` : ''}`,
