@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
+  CLI,
   canConnect,
   fixtureApp,
   freePort,
@@ -72,6 +75,27 @@ entry = "server.js"
       assert.doesNotMatch(alpha[0]!, /default/i);
       // Apps are listed in file order.
       assert.ok(res.stdout.indexOf(alpha[0]!) < res.stdout.indexOf(beta[0]!));
+    });
+  });
+
+  test('stdout closed early (piped into head): exit 0 without an EPIPE stack', async () => {
+    await inTempDir(async (dir) => {
+      // More than a pipe's 64 KiB of table, so the writes outlast the reader.
+      const apps = Array.from(
+        { length: 1500 },
+        (_, i) => `[apps.app${i}]\nhosts = ["app${i}.a-rather-long-host-name.test"]\nentry = "server.js"\n`,
+      );
+      writeFiles(dir, { 'nano.toml': `[admin]\nlisten = false\n\n${apps.join('\n')}`, 'server.js': '' });
+      const child = spawn(process.execPath, [CLI, 'check', '-c', path.join(dir, 'nano.toml')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      // Read one chunk, then close the pipe as `head` does.
+      child.stdout.once('data', () => child.stdout.destroy());
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(stderr, '');
+      assert.equal(code, 0);
     });
   });
 

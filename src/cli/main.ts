@@ -25,6 +25,14 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  if (args.command !== 'start' && args.command !== 'logs') {
+    // A table piped into `head` closes the pipe early: stop quietly, as ls or git do, not with an EPIPE
+    // stack. `start` keeps serving when its stdout goes (log.ts), and `logs -f` ends itself (logs.ts).
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   if (args.help) {
     process.stdout.write(HELP);
     return 0;
