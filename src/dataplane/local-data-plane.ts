@@ -7,6 +7,7 @@ import type { EngineFactory, ProxyEngine } from './engine.js';
 import { HttpProxyEngine } from './http-proxy-engine.js';
 import { HttpsListener } from './https-listener.js';
 import { HttpListener } from './listener.js';
+import type { ProxyRequest } from './request.js';
 import { RequestPath } from './request-path.js';
 import { StatsRegistry, type TrafficSnapshot } from './stats.js';
 import { UndiciEngine } from './undici-engine.js';
@@ -103,6 +104,16 @@ export class LocalDataPlane implements ServingDataPlane {
 
   publish(table: RouteTableData): void {
     this.path.publish(table);
+  }
+
+  /** Requests a pause holds for these apps, oldest first (README, Workers: pause and resume). */
+  held(apps: ReadonlySet<string>): ProxyRequest[] {
+    return this.path.held(apps);
+  }
+
+  /** Sends one held request on before the table that resumes its app. */
+  sendHeld(request: ProxyRequest): void {
+    this.path.sendHeld(request);
   }
 
   onWake(listener: (app: string) => void): void {

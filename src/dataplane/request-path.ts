@@ -303,9 +303,39 @@ export class RequestPath implements RequestHandler, EngineHooks {
     if (target.blocked) {
       // Paused apps hold requests in arrival order; maintenance answers them (README, Pause and maintenance).
       if (target.maintenance !== null) this.maintenanceAnswer(request, target.maintenance);
-      else if (!this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
+      else {
+        // Its arrival (startedAt) on the clock all processes share, computed here, off the hot path.
+        request.heldAt ??= process.hrtime.bigint() - BigInt(Math.round((performance.now() - request.startedAt) * 1e6));
+        if (!this.queues.enqueue(request, this.settings.queueTimeoutMs)) this.notReady(request);
+      }
       return;
     }
+    this.send(request);
+  }
+
+  /**
+   * Requests a pause holds for these apps, oldest first: the primary of
+   * proxy workers merges every worker's by `heldAt` and sends them on one by
+   * one through `sendHeld` before the table that resumes the app (README,
+   * Workers).
+   */
+  held(apps: ReadonlySet<string>): ProxyRequest[] {
+    const out: ProxyRequest[] = [];
+    for (const app of apps)
+      for (const request of this.queues.waiting(app)) if (request.target.blocked) out.push(request);
+    return out;
+  }
+
+  /** Sends a held request on as if its app were resumed; nothing when it has been answered or has gone. */
+  sendHeld(request: ProxyRequest): void {
+    if (request.closed || request.queueTimer === null) return;
+    this.queues.release(request);
+    this.send(request);
+  }
+
+  /** To a child of the request's app, or into its queue while it has none ready. */
+  private send(request: ProxyRequest): void {
+    const target = request.target;
     const upstream = target.pick(request.avoid);
     if (upstream === undefined) {
       if (target.idle && !target.wakeSent) {
@@ -329,6 +359,7 @@ export class RequestPath implements RequestHandler, EngineHooks {
 
   onResponseStart(request: ProxyRequest): void {
     request.responseStarted = true;
+    if (request.onAnswer !== null) request.onAnswer();
   }
 
   onFailure(request: ProxyRequest, failure: UpstreamFailure): void {

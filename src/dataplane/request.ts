@@ -26,6 +26,14 @@ export class ProxyRequest {
   queueTimer: NodeJS.Timeout | null = null;
   /** When it first joined a queue: its queue_timeout_ms runs from here, however often it is queued again. */
   queuedAt = 0;
+  /**
+   * When it arrived, on the machine's monotonic clock (ns), which every
+   * process shares: workers send held requests on in one arrival order
+   * across processes (README, Workers). Set when a pause first holds it.
+   */
+  heldAt: bigint | null = null;
+  /** Called when the child's answer starts: set only for held requests sent on in order (README, Workers). */
+  onAnswer: (() => void) | null = null;
   /** Engine-owned per-attempt state (the outgoing request, timers). */
   engineState: unknown = null;
   /** The client's address as the child should see it in X-Forwarded-For. */

@@ -33,6 +33,11 @@ export class WaitQueues {
     return true;
   }
 
+  /** The app's waiting requests, oldest first (a copy). */
+  waiting(name: string): ProxyRequest[] {
+    return (this.queues.get(name) ?? []).filter((request) => !request.closed);
+  }
+
   /** Stops the request's wait (it was dispatched, answered or abandoned). */
   release(request: ProxyRequest): void {
     if (request.queueTimer) {

@@ -45,6 +45,10 @@ export type PrimaryMessage =
   | { t: 'listen-tls'; id: number; address: ListenAddress }
   | { t: 'drain'; id: number; upstreams: readonly string[]; timeoutMs: number }
   | { t: 'forget'; upstreams: readonly string[] }
+  /** Which requests a pause holds for these apps, about to be resumed (README, Workers: pause and resume). */
+  | { t: 'held'; id: number; apps: readonly string[] }
+  /** Send these held requests on, in this order (keys from the worker's last `held-list`). */
+  | { t: 'send-held'; id: number; keys: readonly number[]; budgetMs: number }
   | { t: 'close'; timeoutMs: number };
 
 /** A bound address, as plain data. */
@@ -64,6 +68,9 @@ export type WorkerMessage =
   | { t: 'ack'; seq: number }
   | { t: 'listen-tls-done'; id: number; bound: BoundAddress | null; message: string | null; code: string | null }
   | { t: 'drained'; id: number }
+  /** The held requests, oldest first: a key for `send-held` and when the pause held it (monotonic ns). */
+  | { t: 'held-list'; id: number; held: ReadonlyArray<{ key: number; at: bigint }> }
+  | { t: 'sent-held'; id: number }
   | { t: 'stats'; traffic: TrafficSnapshot }
   | { t: 'wake'; app: string }
   /** Log lines to write (whole JSON lines). */

@@ -15,6 +15,8 @@ import type { BoundAddress, DataPlaneState, PrimaryMessage, WorkerListen, Worker
 export const WORKER_STATS_INTERVAL_MS = 1000;
 /** A worker that has not acknowledged a change by then is stuck: the control plane goes on without it, and says so. */
 const ACK_TIMEOUT_MS = 10_000;
+/** A resume waits at most this long in all for held requests to go on one by one (README, Workers). */
+const ORDERED_RELEASE_BUDGET_MS = 2000;
 /** What a stopping worker gets on top of the drain before it is killed. */
 const CLOSE_MARGIN_MS = 5000;
 
@@ -65,6 +67,15 @@ class ProxyWorker {
   }
 }
 
+/** Apps a pause held in `before` that `after` serves: their held requests go on (README, Pause and maintenance). */
+function resumedApps(before: RouteTableData, after: RouteTableData): Set<string> {
+  const held = new Set(before.apps.filter((app) => app.mode === 'hold').map((app) => app.name));
+  const resumed = new Set<string>();
+  if (held.size === 0) return resumed;
+  for (const app of after.apps) if (held.has(app.name) && (app.mode ?? 'serve') === 'serve') resumed.add(app.name);
+  return resumed;
+}
+
 /** The error a failed listen in a worker becomes: what `net` would have thrown in this process. */
 function listenError(message: string, code: string | null): Error {
   const err = new Error(message) as NodeJS.ErrnoException;
@@ -100,6 +111,8 @@ export class WorkerDataPlane implements ServingDataPlane {
   private wake: ((app: string) => void) | null = null;
   private closing = false;
   private engine = 'undici';
+  /** Changes held back while held requests go on in arrival order (a resume), sent once they have. */
+  private deferred: PrimaryMessage[] | null = null;
 
   constructor(private readonly options: WorkerDataPlaneOptions) {
     this.log = options.logger;
@@ -160,7 +173,12 @@ export class WorkerDataPlane implements ServingDataPlane {
   }
 
   publish(table: RouteTableData): void {
+    const resumed = resumedApps(this.state.table, table);
     this.state.table = table;
+    // Each worker holds its own share of a paused app's requests: sent on by each at once they
+    // would reach the app interleaved. In arrival order across workers first, then the table.
+    if (resumed.size > 0 && this.live().length > 1 && this.deferred === null)
+      this.deferWhile(this.sendHeldInOrder(resumed));
     this.broadcast((seq) => ({ t: 'table', seq, table }));
   }
 
@@ -216,7 +234,7 @@ export class WorkerDataPlane implements ServingDataPlane {
   }
 
   forget(upstreamIds: readonly string[]): void {
-    for (const w of this.live()) w.send({ t: 'forget', upstreams: upstreamIds });
+    this.sendAll({ t: 'forget', upstreams: upstreamIds });
   }
 
   stats(): TrafficSnapshot {
@@ -267,9 +285,55 @@ export class WorkerDataPlane implements ServingDataPlane {
   }
 
   private broadcast(message: (seq: number) => PrimaryMessage): void {
-    const seq = ++this.seq;
-    const m = message(seq);
-    for (const w of this.live()) w.send(m);
+    this.sendAll(message(++this.seq));
+  }
+
+  /** To every worker, in order after what is held back. */
+  private sendAll(message: PrimaryMessage): void {
+    if (this.deferred !== null) this.deferred.push(message);
+    else for (const w of this.live()) w.send(message);
+  }
+
+  /** Holds back every change until `task` ends, then sends them in order: `settled` waits for them. */
+  private deferWhile(task: Promise<void>): void {
+    this.deferred = [];
+    void task
+      .catch((err: unknown) =>
+        this.log.warn({ err: (err as Error).message }, 'held requests not sent in arrival order'),
+      )
+      .finally(() => {
+        const queued = this.deferred ?? [];
+        this.deferred = null;
+        for (const message of queued) for (const w of this.live()) w.send(message);
+      });
+  }
+
+  /**
+   * Resume with workers (README, Workers): every worker says which requests
+   * it holds for the apps and when each came (the shared monotonic clock);
+   * they are sent on in that order, a run of one worker's in one message.
+   * Requests that come meanwhile are still held, and go after these.
+   */
+  private async sendHeldInOrder(apps: ReadonlySet<string>): Promise<void> {
+    const workers = this.live();
+    const answers = await Promise.all(
+      workers.map((w) => this.request(w, (id) => ({ t: 'held', id, apps: [...apps] }))),
+    );
+    const held: Array<{ w: ProxyWorker; key: number; at: bigint }> = [];
+    answers.forEach((answer, i) => {
+      if (answer?.t !== 'held-list') return;
+      for (const h of answer.held) held.push({ w: workers[i] as ProxyWorker, key: h.key, at: h.at });
+    });
+    held.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    // Waiting for each answer's start is bounded: past this, the rest go without waiting.
+    const deadline = Date.now() + ORDERED_RELEASE_BUDGET_MS;
+    for (let i = 0; i < held.length; ) {
+      const w = (held[i] as (typeof held)[number]).w;
+      const keys: number[] = [];
+      for (; i < held.length && held[i]?.w === w; i++) keys.push((held[i] as (typeof held)[number]).key);
+      const budgetMs = Math.max(0, deadline - Date.now());
+      await this.request(w, (id) => ({ t: 'send-held', id, keys, budgetMs }));
+    }
   }
 
   /** Sends a message that gets one answer (by `id`); null when the worker died first. */
@@ -351,7 +415,9 @@ export class WorkerDataPlane implements ServingDataPlane {
         w.traffic = message.traffic;
         return;
       case 'listen-tls-done':
-      case 'drained': {
+      case 'drained':
+      case 'held-list':
+      case 'sent-held': {
         const answer = w.pending.get(message.id);
         w.pending.delete(message.id);
         answer?.(message);

@@ -6,6 +6,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { engineNamed, LocalDataPlane } from '../dataplane/local-data-plane.js';
+import type { ProxyRequest } from '../dataplane/request.js';
 import { createForwardingLogger, type GatewayLogger } from '../log.js';
 import type { BoundAddress, PrimaryMessage, WorkerMessage } from './protocol.js';
 
@@ -13,6 +14,11 @@ let dataPlane: LocalDataPlane | null = null;
 let log: GatewayLogger | null = null;
 let statsTimer: NodeJS.Timeout | null = null;
 let closing = false;
+/** The held requests of the last `held` question, by the key the primary names them with. */
+const heldByKey = new Map<number, ProxyRequest>();
+let heldKey = 0;
+/** How long one held request's answer may keep the next waiting (README, Workers: pause and resume). */
+const HELD_ANSWER_WAIT_MS = 50;
 
 function send(message: WorkerMessage, sent?: () => void): void {
   if (!process.connected) return;
@@ -49,7 +55,28 @@ async function handle(message: PrimaryMessage): Promise<void> {
     return;
   }
   switch (message.t) {
+    case 'held': {
+      heldByKey.clear();
+      const held = plane.held(new Set(message.apps)).map((request) => {
+        const key = ++heldKey;
+        heldByKey.set(key, request);
+        return { key, at: request.heldAt ?? 0n };
+      });
+      return send({ t: 'held-list', id: message.id, held });
+    }
+    case 'send-held': {
+      const until = Date.now() + message.budgetMs;
+      for (const key of message.keys) {
+        const request = heldByKey.get(key);
+        heldByKey.delete(key);
+        if (request) await sendHeldAndWait(plane, request, Math.min(HELD_ANSWER_WAIT_MS, until - Date.now()));
+      }
+      return send({ t: 'sent-held', id: message.id });
+    }
     case 'table':
+      heldByKey.clear();
+      apply(plane, message);
+      return send({ t: 'ack', seq: message.seq });
     case 'settings':
     case 'certificates':
     case 'challenges':
@@ -71,6 +98,31 @@ async function handle(message: PrimaryMessage): Promise<void> {
     case 'close':
       return close(plane, message.timeoutMs);
   }
+}
+
+/**
+ * Sends a held request on and resolves once the child has begun to answer
+ * it, so that the next one (here or in another worker) reaches the app
+ * after it: requests on different connections (a new one is accepted a
+ * turn later) can otherwise overtake each other. A slow answer ends the
+ * wait after `waitMs`.
+ */
+function sendHeldAndWait(plane: LocalDataPlane, request: ProxyRequest, waitMs: number): Promise<void> {
+  if (waitMs <= 0) {
+    plane.sendHeld(request);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, waitMs);
+    function done(): void {
+      clearTimeout(timer);
+      request.onAnswer = null;
+      resolve();
+    }
+    request.onAnswer = done;
+    plane.sendHeld(request);
+    if (request.closed || request.upstream === null) done();
+  });
 }
 
 /** A change of what it serves by, applied at once (the ack follows it on the channel). */
