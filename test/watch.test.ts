@@ -28,6 +28,8 @@ import {
   waitFor,
   writeFiles,
 } from './helpers.js';
+import { httpsRequest } from './tls/https-client.js';
+import { makeCa, makeLeaf } from './tls/pki.js';
 
 delete process.env.NANO_ADMIN_TOKEN;
 
@@ -433,6 +435,52 @@ describe('watch and restart', () => {
     } finally {
       await gw?.cleanup();
       rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  test('watch = true over certificate files: replacing them changes the certificate, not the app', async () => {
+    const outside = tempDir('nano-watch-probe-');
+    const pki = tempDir('nano-watch-pki-');
+    writeFiles(outside, PROBE_FILES);
+    const probe = PROBE_TABLE.replace(
+      'entry = "probe/server.js"',
+      `entry = ${JSON.stringify(path.join(outside, 'probe', 'server.js'))}`,
+    );
+    const ca = makeCa(pki, 'Nano Watch Test CA');
+    const first = makeLeaf(ca, pki, { names: ['web.test'], file: 'first' });
+    const second = makeLeaf(ca, pki, { names: ['web.test'], file: 'second' });
+    const tables =
+      '[tls]\nlisten = "127.0.0.1:0"\nstorage = ".certs"\nredirect_http = false\n\n' +
+      appTable('web', 'web', 'true', 'cwd = "."\ntls = { cert = "web.crt", key = "web.key" }') +
+      probe;
+    const files = { 'web/server.js': server('v1'), 'web.crt': first.certPem, 'web.key': first.keyPem };
+    let gw: GatewayProcess | undefined;
+    try {
+      ({ gw } = await startWatching(tables, files, [], 3 + 2));
+      const mark = gw.logs.length;
+      // As certbot or a deploy script does: the new pair written over the old one.
+      edit(gw, { 'web.key': second.keyPem, 'web.crt': second.certPem });
+      const tlsPort = await gw.httpsPort();
+      await waitFor(async () => {
+        // Between the two writes the pair does not match: a handshake may fail, then the next one is tried.
+        const reply = await httpsRequest(tlsPort, { ca: ca.certPem, servername: 'web.test', path: '/' }).catch(
+          () => null,
+        );
+        return reply?.serial === second.serial || undefined;
+      }, 'the new certificate to be served');
+      await tick(gw, outside);
+      assert.deepEqual(triggers(gw, 'web', mark), [], 'certificate files are no reason to restart');
+      assert.equal(restarts(gw, 'web', mark), 0);
+
+      const real = gw.logs.length;
+      edit(gw, { 'web/server.js': server('v2') });
+      const trigger = await watchRestart(gw, 'web', real);
+      assert.equal(trigger.file, 'web/server.js');
+      assert.equal((await served(gw, 'web')).version, 'v2');
+    } finally {
+      await gw?.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+      rmSync(pki, { recursive: true, force: true });
     }
   });
 
