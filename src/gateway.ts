@@ -142,6 +142,11 @@ export class Gateway {
     this.appWatchers = new AppWatchers({
       logger,
       onChange: (name, file) => {
+        // Nothing runs to restart: its next start, at the next request, reads the files (README, Scale to zero).
+        if (apps.supervisor(name)?.isIdle) {
+          logger.info({ app: name, file }, `${file} changed: ${name} is idle, its next start uses it`);
+          return;
+        }
         logger.info({ app: name, file }, `${file} changed: restarting ${name}`);
         recorded(history, apps, 'watch', () => operations.restartApp(name), 'changed').catch((err: unknown) =>
           logger.error({ app: name, err: (err as Error).message }, `${name} was not restarted after a change`),

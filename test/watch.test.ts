@@ -484,6 +484,37 @@ describe('watch and restart', () => {
     }
   });
 
+  test('a change to an idle app restarts nothing and is not in /admin/reloads; its next start runs the new code', async () => {
+    const files = { 'web/server.js': server('v1') };
+    const { gw, admin } = await startWatching(appTable('web', 'web', 'true', 'idle_timeout_ms = 800'), files, ['web']);
+    try {
+      await waitFor(async () => {
+        const app = await adminCall(admin, 'GET', '/admin/apps/web');
+        return app.json.state === 'idle' || undefined;
+      }, 'web to go idle');
+      const started = gw.readyPids('web').length;
+      const mark = gw.logs.length;
+      edit(gw, { 'web/server.js': server('v2') });
+      const line = await gw.waitForLog(
+        (l) => l.app === 'web' && String(l.msg).includes('is idle, its next start'),
+        15_000,
+        mark,
+      );
+      assert.equal(line.file, 'server.js');
+      assert.deepEqual(triggers(gw, 'web', mark), []);
+      const reloads = await adminCall(admin, 'GET', '/admin/reloads');
+      assert.deepEqual(
+        reloads.json.reloads.filter((r: { trigger: string }) => r.trigger === 'watch'),
+        [],
+        reloads.body,
+      );
+      assert.equal(gw.readyPids('web').length, started, 'no child was started for the change');
+      assert.equal((await served(gw, 'web')).version, 'v2');
+    } finally {
+      await gw.cleanup();
+    }
+  });
+
   test('/admin/reloads lists the restart with trigger watch', async () => {
     const files = { 'web/server.js': server('v1'), ...PROBE_FILES };
     const { gw, admin } = await startWatching(appTable('web', 'web', 'true') + PROBE_TABLE, files, ['web', 'probe']);
