@@ -68,7 +68,7 @@ export type WorkerMessage =
   | { t: 'ack'; seq: number }
   | { t: 'listen-tls-done'; id: number; bound: BoundAddress | null; message: string | null; code: string | null }
   | { t: 'drained'; id: number }
-  /** The held requests, oldest first: a key for `send-held` and when the pause held it (monotonic ns). */
+  /** The held requests, oldest first: a key for `send-held` and when each arrived (monotonic ns). */
   | { t: 'held-list'; id: number; held: ReadonlyArray<{ key: number; at: bigint }> }
   | { t: 'sent-held'; id: number }
   | { t: 'stats'; traffic: TrafficSnapshot }

@@ -327,10 +327,14 @@ export class WorkerDataPlane implements ServingDataPlane {
     held.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     // Waiting for each answer's start is bounded: past this, the rest go without waiting.
     const deadline = Date.now() + ORDERED_RELEASE_BUDGET_MS;
-    for (let i = 0; i < held.length; ) {
-      const w = (held[i] as (typeof held)[number]).w;
-      const keys: number[] = [];
-      for (; i < held.length && held[i]?.w === w; i++) keys.push((held[i] as (typeof held)[number]).key);
+    // Consecutive requests of one worker go in one message.
+    const runs: Array<{ w: ProxyWorker; keys: number[] }> = [];
+    for (const { w, key } of held) {
+      const last = runs.at(-1);
+      if (last?.w === w) last.keys.push(key);
+      else runs.push({ w, keys: [key] });
+    }
+    for (const { w, keys } of runs) {
       const budgetMs = Math.max(0, deadline - Date.now());
       await this.request(w, (id) => ({ t: 'send-held', id, keys, budgetMs }));
     }

@@ -74,12 +74,11 @@ async function handle(message: PrimaryMessage): Promise<void> {
       return send({ t: 'sent-held', id: message.id });
     }
     case 'table':
-      heldByKey.clear();
-      apply(plane, message);
-      return send({ t: 'ack', seq: message.seq });
     case 'settings':
     case 'certificates':
     case 'challenges':
+      // A new table ends the pause's hold: the keys of the last `held` answer name nothing any more.
+      if (message.t === 'table') heldByKey.clear();
       apply(plane, message);
       return send({ t: 'ack', seq: message.seq });
     case 'listen-tls':
